@@ -1,0 +1,57 @@
+//! What the engine sees at one evaluation: the target's current count and, for each metric
+//! of the policy, what its source returned.
+
+use crate::policy::Timestamp;
+
+/// One sample of a metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// When the value was observed.
+    pub at: Timestamp,
+    /// The value; NaN and infinities are bad data.
+    pub value: f64,
+}
+
+/// What a metric source returned for one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricObservation {
+    /// Samples, oldest first; the last is the current value. Several samples (from a range
+    /// query, or retained since the last evaluation) let rules check their durations.
+    Samples(Vec<Sample>),
+    /// The query succeeded but returned no series: "no data", not 0 (unless the metric
+    /// says `on_empty: zero`).
+    Empty,
+    /// The query failed; the message says why (the source's own words).
+    Failed(String),
+    /// The metric was not fetched at all.
+    NotFetched,
+}
+
+impl MetricObservation {
+    /// A single sample.
+    pub fn value(at: Timestamp, value: f64) -> MetricObservation {
+        MetricObservation::Samples(vec![Sample { at, value }])
+    }
+}
+
+/// Everything one decision needs besides the policy, its state and `now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observations {
+    /// The target's current count (what the executor reports).
+    pub current: u32,
+    /// One entry per [`crate::Policy::metrics`], in the same order.
+    pub metrics: Vec<MetricObservation>,
+    /// Price of one replica-hour from the executor, overriding the policy's.
+    pub price_per_replica_hour: Option<f64>,
+}
+
+impl Observations {
+    /// Observations with no metric fetched yet.
+    pub fn new(current: u32, metric_count: usize) -> Observations {
+        Observations {
+            current,
+            metrics: vec![MetricObservation::NotFetched; metric_count],
+            price_per_replica_hour: None,
+        }
+    }
+}
