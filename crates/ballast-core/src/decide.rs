@@ -60,7 +60,7 @@ pub fn decide(
     if let Some(p) = propose_rules(policy, state, now, current, &readings) {
         proposals.push(p);
     }
-    if let Some(p) = propose_tracking(policy, current, &readings) {
+    if let Some(p) = propose_tracking(policy, obs, &readings) {
         proposals.push(p);
     }
     if let Some(p) = propose_schedule(policy, now) {
@@ -93,7 +93,7 @@ pub fn decide(
         );
     }
     if steps.desired < current {
-        flap_guard(policy, &readings, current, &mut steps);
+        flap_guard(policy, &readings, obs, &mut steps);
     }
     stabilize(policy, state, now, current, &mut steps);
     rate_limit(policy, state, now, current, &mut steps);
@@ -224,7 +224,12 @@ fn read(metric: &Metric, obs: Option<&MetricObservation>, now: Timestamp) -> Rea
 }
 
 /// Takes every sample newer than a rule's window has seen into the window.
-fn update_rule_windows(policy: &Policy, state: &mut PolicyState, now: Timestamp, obs: &Observations) {
+fn update_rule_windows(
+    policy: &Policy,
+    state: &mut PolicyState,
+    now: Timestamp,
+    obs: &Observations,
+) {
     let rules = policy.scale_up_rules.iter().chain(&policy.scale_down_rules);
     let mut old = std::mem::take(&mut state.rules);
     for rule in rules {
@@ -293,7 +298,10 @@ fn direction_holds(
             Reading::Bad(why) => return (false, format!("{cond}: no usable data ({why})")),
         };
         if !rule.operator.holds(value, rule.threshold) {
-            return (false, format!("{cond} does not hold (now {})", round2(value)));
+            return (
+                false,
+                format!("{cond} does not hold (now {})", round2(value)),
+            );
         }
         let since = state
             .rules
@@ -313,7 +321,11 @@ fn direction_holds(
             );
         }
         if rule.duration > TimeDelta::zero() {
-            held.push(format!("{cond} for {} (now {})", human(held_for), round2(value)));
+            held.push(format!(
+                "{cond} for {} (now {})",
+                human(held_for),
+                round2(value)
+            ));
         } else {
             held.push(format!("{cond} (now {})", round2(value)));
         }
@@ -342,7 +354,8 @@ fn propose_rules(
             reason: format!("scale-up rules hold: {why}; +{step}"),
         });
     }
-    let down_status = (!down.is_empty()).then(|| direction_holds(policy, down, state, now, readings));
+    let down_status =
+        (!down.is_empty()).then(|| direction_holds(policy, down, state, now, readings));
     if let Some((true, why)) = &down_status {
         let step = down.iter().map(|r| r.scale_by).max().unwrap_or(-1);
         return Some(Proposal {
@@ -376,26 +389,40 @@ fn ceil(x: f64) -> u32 {
     c.clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
-fn propose_tracking(policy: &Policy, current: u32, readings: &[Reading]) -> Option<Proposal> {
+fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -> Option<Proposal> {
     let tt = policy.target_tracking?;
+    let current = obs.current;
     let metric = &policy.metrics[tt.metric];
     let value = readings[tt.metric].value()?;
-    let (ratio, wanted, what) = if metric.per_replica && current > 0 {
+    let target = round2(tt.target);
+    let covered = covered_replicas(obs);
+    let (ratio, wanted, what) = if metric.per_replica && covered > 0 {
+        // The metric is the mean over the ready replicas: the load is value × ready, and
+        // replicas still starting will take their share once ready.
         let ratio = value / tt.target;
-        (
-            Some(ratio),
-            ceil(f64::from(current) * ratio),
-            format!("{} = {} per replica", metric.name, round2(value)),
-        )
+        let mut wanted = ceil(f64::from(covered) * ratio);
+        if ratio > 1.0 && wanted < current {
+            wanted = current;
+        }
+        let what = if covered < current {
+            format!(
+                "{} = {} per ready replica ({covered} of {current} ready)",
+                metric.name,
+                round2(value)
+            )
+        } else {
+            format!("{} = {} per replica", metric.name, round2(value))
+        };
+        (Some(ratio), wanted, what)
     } else {
-        let ratio = (current > 0).then(|| value / (tt.target * f64::from(current)));
+        let ratio =
+            (current > 0 && !metric.per_replica).then(|| value / (tt.target * f64::from(current)));
         (
             ratio,
             ceil(value / tt.target),
             format!("{} = {} in total", metric.name, round2(value)),
         )
     };
-    let target = round2(tt.target);
     if let Some(r) = ratio {
         if (r - 1.0).abs() <= tt.tolerance {
             return Some(Proposal {
@@ -416,6 +443,11 @@ fn propose_tracking(policy: &Policy, current: u32, readings: &[Reading]) -> Opti
     })
 }
 
+/// The replicas a per-replica metric describes: the ready ones when known.
+fn covered_replicas(obs: &Observations) -> u32 {
+    obs.ready.unwrap_or(obs.current)
+}
+
 fn propose_schedule(policy: &Policy, now: Timestamp) -> Option<Proposal> {
     let mut latest: Option<(Timestamp, &crate::policy::Schedule)> = None;
     for s in &policy.schedules {
@@ -426,7 +458,9 @@ fn propose_schedule(policy: &Policy, now: Timestamp) -> Option<Proposal> {
         let fired = fired.with_timezone(&chrono::Utc);
         let newer = match latest {
             None => true,
-            Some((t, prev)) => fired > t || (fired == t && s.desired_replicas > prev.desired_replicas),
+            Some((t, prev)) => {
+                fired > t || (fired == t && s.desired_replicas > prev.desired_replicas)
+            }
         };
         if newer {
             latest = Some((fired, s));
@@ -465,7 +499,7 @@ impl Steps {
 }
 
 /// Would the policy want to scale up at once if it ran `m` replicas instead of `current`?
-fn would_scale_up(policy: &Policy, readings: &[Reading], current: u32, m: u32) -> Option<String> {
+fn would_scale_up(policy: &Policy, readings: &[Reading], covered: u32, m: u32) -> Option<String> {
     let project = |metric: usize| -> Option<f64> {
         let v = readings[metric].value()?;
         if !policy.metrics[metric].per_replica {
@@ -474,14 +508,14 @@ fn would_scale_up(policy: &Policy, readings: &[Reading], current: u32, m: u32) -
         Some(if m == 0 {
             if v > 0.0 { f64::INFINITY } else { 0.0 }
         } else {
-            v * f64::from(current) / f64::from(m)
+            v * f64::from(covered) / f64::from(m)
         })
     };
     let up = &policy.scale_up_rules;
     if !up.is_empty()
-        && up.iter().all(|r| {
-            project(r.metric).is_some_and(|v| r.operator.holds(v, r.threshold))
-        })
+        && up
+            .iter()
+            .all(|r| project(r.metric).is_some_and(|v| r.operator.holds(v, r.threshold)))
     {
         let r = &up[0];
         return Some(format!(
@@ -511,12 +545,14 @@ fn would_scale_up(policy: &Policy, readings: &[Reading], current: u32, m: u32) -
     None
 }
 
-fn flap_guard(policy: &Policy, readings: &[Reading], current: u32, steps: &mut Steps) {
+fn flap_guard(policy: &Policy, readings: &[Reading], obs: &Observations, steps: &mut Steps) {
+    let current = obs.current;
+    let covered = covered_replicas(obs);
     let wanted = steps.desired;
     let mut first_reason = None;
     let mut m = wanted;
     while m < current {
-        match would_scale_up(policy, readings, current, m) {
+        match would_scale_up(policy, readings, covered, m) {
             None => break,
             Some(why) => {
                 first_reason.get_or_insert(why);
@@ -534,7 +570,13 @@ fn flap_guard(policy: &Policy, readings: &[Reading], current: u32, steps: &mut S
     }
 }
 
-fn stabilize(policy: &Policy, state: &mut PolicyState, now: Timestamp, current: u32, steps: &mut Steps) {
+fn stabilize(
+    policy: &Policy,
+    state: &mut PolicyState,
+    now: Timestamp,
+    current: u32,
+    steps: &mut Steps,
+) {
     let w = policy.stabilization;
     if w.scale_up <= TimeDelta::zero() && w.scale_down <= TimeDelta::zero() {
         state.recommendations.clear();
@@ -577,9 +619,19 @@ fn stabilize(policy: &Policy, state: &mut PolicyState, now: Timestamp, current: 
     }
 }
 
-fn rate_limit(policy: &Policy, state: &PolicyState, now: Timestamp, current: u32, steps: &mut Steps) {
+fn rate_limit(
+    policy: &Policy,
+    state: &PolicyState,
+    now: Timestamp,
+    current: u32,
+    steps: &mut Steps,
+) {
     let up = steps.desired > current;
-    let limit = match (up, policy.rate_limits.scale_up, policy.rate_limits.scale_down) {
+    let limit = match (
+        up,
+        policy.rate_limits.scale_up,
+        policy.rate_limits.scale_down,
+    ) {
         (true, Some(l), _) => l,
         (false, _, Some(l)) if steps.desired < current => l,
         _ => return,
@@ -590,13 +642,23 @@ fn rate_limit(policy: &Policy, state: &PolicyState, now: Timestamp, current: u32
         let by_pct = limit
             .max_percent
             .map(|p| ceil(f64::from(start) * (1.0 + p / 100.0)));
-        by_step.into_iter().chain(by_pct).max().unwrap_or(u32::MAX).max(current)
+        by_step
+            .into_iter()
+            .chain(by_pct)
+            .max()
+            .unwrap_or(u32::MAX)
+            .max(current)
     } else {
         let by_step = limit.max_step.map(|s| start.saturating_sub(s));
         let by_pct = limit
             .max_percent
             .map(|p| ceil(f64::from(start) * (1.0 - p / 100.0).max(0.0)));
-        by_step.into_iter().chain(by_pct).min().unwrap_or(0).min(current)
+        by_step
+            .into_iter()
+            .chain(by_pct)
+            .min()
+            .unwrap_or(0)
+            .min(current)
     };
     let limited = if up {
         steps.desired.min(allowed)
@@ -674,7 +736,9 @@ fn budget_cap(policy: &Policy, price: Option<f64>) -> Option<(u32, f64, f64)> {
     let budget = policy.max_hourly_cost?;
     let price = price.filter(|p| *p > 0.0)?;
     // A tiny allowance so that 10.0 / 0.1 is 100 and not 99.
-    let cap = (budget / price + 1e-9).floor().clamp(0.0, f64::from(u32::MAX)) as u32;
+    let cap = (budget / price + 1e-9)
+        .floor()
+        .clamp(0.0, f64::from(u32::MAX)) as u32;
     Some((cap, budget, price))
 }
 

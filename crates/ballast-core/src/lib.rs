@@ -16,8 +16,8 @@ pub use decide::decide;
 pub use decision::{Action, Constraint, ConstraintStep, Decision, Proposal, Strategy};
 pub use observe::{MetricObservation, Observations, Sample};
 pub use policy::{
-    Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, Schedule,
-    ScaleToZero, Stabilization, TargetTracking, Timestamp,
+    Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, ScaleToZero,
+    Schedule, Stabilization, TargetTracking, Timestamp,
 };
 pub use spec::{Format, ParsedPolicy, PolicySpec, SyntaxError, parse_document};
 pub use state::PolicyState;

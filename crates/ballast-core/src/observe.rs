@@ -39,6 +39,10 @@ impl MetricObservation {
 pub struct Observations {
     /// The target's current count (what the executor reports).
     pub current: u32,
+    /// How many of those are ready, when the executor knows: per-replica metrics describe
+    /// only ready replicas, so replicas still starting are counted as carrying no load yet
+    /// (as Kubernetes' HPA counts unready pods on a scale-up). `None` means all of them.
+    pub ready: Option<u32>,
     /// One entry per [`crate::Policy::metrics`], in the same order.
     pub metrics: Vec<MetricObservation>,
     /// Price of one replica-hour from the executor, overriding the policy's.
@@ -50,6 +54,7 @@ impl Observations {
     pub fn new(current: u32, metric_count: usize) -> Observations {
         Observations {
             current,
+            ready: None,
             metrics: vec![MetricObservation::NotFetched; metric_count],
             price_per_replica_hour: None,
         }

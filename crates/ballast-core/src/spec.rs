@@ -275,7 +275,9 @@ impl<'de> Deserialize<'de> for ScaleToZeroSpec {
         impl<'de> Visitor<'de> for SwitchOrBlock {
             type Value = ScaleToZeroSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("true, false, or a block with enabled, metric, activation_threshold, idle")
+                f.write_str(
+                    "true, false, or a block with enabled, metric, activation_threshold, idle",
+                )
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
                 Ok(ScaleToZeroSpec::Switch(v))
@@ -408,7 +410,11 @@ pub fn parse_document(text: &str, format: Format) -> Result<Vec<ParsedPolicy>, S
             other => vec![other],
         };
         for item in items {
-            let location = if many { format!("[{index}]") } else { String::new() };
+            let location = if many {
+                format!("[{index}]")
+            } else {
+                String::new()
+            };
             out.push(parse_one(location, &item));
             index += 1;
         }
@@ -426,7 +432,10 @@ fn parse_one(location: String, value: &serde_json::Value) -> ParsedPolicy {
     if !value.is_object() {
         problems.push(Problem::new(
             "",
-            format!("expected a policy (a mapping of fields), found {}", kind_of(value)),
+            format!(
+                "expected a policy (a mapping of fields), found {}",
+                kind_of(value)
+            ),
         ));
         return ParsedPolicy {
             location,
@@ -456,7 +465,10 @@ fn parse_one(location: String, value: &serde_json::Value) -> ParsedPolicy {
             .and_then(|fields| closest(&field, fields.iter().copied()))
             .map(|f| format!("; did you mean `{f}`?"))
             .unwrap_or_default();
-        problems.push(Problem::new(path.clone(), format!("unknown field `{field}`{hint}")));
+        problems.push(Problem::new(
+            path.clone(),
+            format!("unknown field `{field}`{hint}"),
+        ));
     }
     ParsedPolicy {
         location,
@@ -544,7 +556,13 @@ fn known_fields(parent: &str) -> Option<&'static [&'static str]> {
         "scale_to_zero",
     ];
     const RULE: &[&str] = &["metric", "operator", "threshold", "duration", "scale_by"];
-    const METRIC: &[&str] = &["query", "source", "per_replica", "on_empty", "max_staleness"];
+    const METRIC: &[&str] = &[
+        "query",
+        "source",
+        "per_replica",
+        "on_empty",
+        "max_staleness",
+    ];
     const TRACKING: &[&str] = &["metric", "target", "tolerance"];
     const SCHEDULE: &[&str] = &["cron_expression", "desired_replicas", "timezone"];
     const STABILIZATION: &[&str] = &["scale_up", "scale_down"];
@@ -566,7 +584,10 @@ fn known_fields(parent: &str) -> Option<&'static [&'static str]> {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

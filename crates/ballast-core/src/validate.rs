@@ -9,8 +9,8 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 
 use crate::policy::{
-    Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, Schedule,
-    ScaleToZero, Stabilization, TargetTracking,
+    Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, ScaleToZero,
+    Schedule, Stabilization, TargetTracking,
 };
 use crate::spec::{
     DurationSpec, OnMetricErrorSpec, ParsedPolicy, PolicySpec, RateLimitSpec, RuleSpec,
@@ -98,7 +98,10 @@ pub fn validate_all(parsed: &[ParsedPolicy]) -> Vec<Result<Policy, Vec<Problem>>
                     if let Some(first) = seen.get(&spec.name) {
                         problems.push(Problem::new(
                             "name",
-                            format!("duplicate policy name `{}` (first used at {first})", spec.name),
+                            format!(
+                                "duplicate policy name `{}` (first used at {first})",
+                                spec.name
+                            ),
                         ));
                     } else {
                         seen.insert(spec.name.clone(), here);
@@ -339,7 +342,10 @@ impl Validator<'_> {
         if name.is_empty() {
             self.problem("name", "is required");
         } else if name.len() > 63 {
-            self.problem("name", format!("is {} characters long; at most 63", name.len()));
+            self.problem(
+                "name",
+                format!("is {} characters long; at most 63", name.len()),
+            );
         } else if !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -366,7 +372,10 @@ impl Validator<'_> {
             if def.query.trim().is_empty() {
                 self.problem(format!("{path}.query"), "is required");
             }
-            let source = def.source.clone().unwrap_or_else(|| "prometheus".to_owned());
+            let source = def
+                .source
+                .clone()
+                .unwrap_or_else(|| "prometheus".to_owned());
             if !SOURCES.contains(&source.as_str()) {
                 self.problem(
                     format!("{path}.source"),
@@ -405,7 +414,10 @@ impl Validator<'_> {
     fn metric_ref(&mut self, path: &str, reference: &str) -> Option<usize> {
         let reference = reference.trim();
         if reference.is_empty() {
-            self.problem(path, "is required: a metric name or a Prometheus expression");
+            self.problem(
+                path,
+                "is required: a metric name or a Prometheus expression",
+            );
             return None;
         }
         if let Some(i) = self.metrics.iter().position(|m| m.name == reference) {
@@ -453,7 +465,10 @@ impl Validator<'_> {
                 "gte" | ">=" => Some(Operator::Gte),
                 "lte" | "<=" => Some(Operator::Lte),
                 "" => {
-                    self.problem(format!("{path}.operator"), "is required: gt, lt, gte or lte");
+                    self.problem(
+                        format!("{path}.operator"),
+                        "is required: gt, lt, gte or lte",
+                    );
                     None
                 }
                 other => {
@@ -553,7 +568,10 @@ impl Validator<'_> {
                 Err(e) => {
                     self.problem(
                         format!("{path}.cron_expression"),
-                        format!("`{}` is not a valid cron expression: {e}", s.cron_expression),
+                        format!(
+                            "`{}` is not a valid cron expression: {e}",
+                            s.cron_expression
+                        ),
                     );
                     None
                 }
@@ -603,7 +621,10 @@ impl Validator<'_> {
         }
         if let Some(p) = spec.max_percent {
             if !(p.is_finite() && p > 0.0) {
-                self.problem(format!("{path}.max_percent"), "must be a number greater than 0");
+                self.problem(
+                    format!("{path}.max_percent"),
+                    "must be a number greater than 0",
+                );
             }
         }
         let period = match &spec.period {
@@ -629,7 +650,10 @@ impl Validator<'_> {
             ScaleToZeroSpec::Block(b) => b.clone(),
         };
         if !block.activation_threshold.is_finite() {
-            self.problem("scale_to_zero.activation_threshold", "must be a finite number");
+            self.problem(
+                "scale_to_zero.activation_threshold",
+                "must be a finite number",
+            );
         }
         let idle = match &block.idle {
             None => Some(TimeDelta::seconds(DEFAULT_IDLE_SECONDS)),
@@ -683,7 +707,9 @@ pub fn parse_duration(d: &DurationSpec) -> Result<TimeDelta, String> {
     match d {
         DurationSpec::Seconds(s) => {
             if !s.is_finite() || *s < 0.0 {
-                Err(format!("{s} is not a duration: seconds must be a number of at least 0"))
+                Err(format!(
+                    "{s} is not a duration: seconds must be a number of at least 0"
+                ))
             } else if *s > 1e12 {
                 Err(format!("{s} seconds is too long"))
             } else {

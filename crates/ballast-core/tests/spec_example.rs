@@ -84,12 +84,18 @@ fn every_mistake_in_a_file_is_reported_with_its_path() {
             text.join("\n")
         )
     };
-    has("cooldown", "unknown field `cooldown`; did you mean `cooldown_seconds`?");
+    has(
+        "cooldown",
+        "unknown field `cooldown`; did you mean `cooldown_seconds`?",
+    );
     has("min_replicas", "greater than max_replicas");
     has("scale_up_rules[0].operator", "unknown operator `greater`");
     has("scale_up_rules[0].duration", "is not a duration");
     has("scale_up_rules[0].scale_by", "must be positive");
-    has("schedules[0].cron_expression", "not a valid cron expression");
+    has(
+        "schedules[0].cron_expression",
+        "not a valid cron expression",
+    );
     has("schedules[0].timezone", "did you mean `Europe/Budapest`?");
     assert_eq!(problems.len(), 7, "{}", text.join("\n"));
 }
@@ -158,7 +164,10 @@ scale_down_rules: [{metric: cpu, operator: lt, threshold: 70, scale_by: -1}]
         panic!()
     };
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].message.contains("`cpu` in (60, 70)"), "{problems:?}");
+    assert!(
+        problems[0].message.contains("`cpu` in (60, 70)"),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -175,5 +184,9 @@ schedules: [{cron_expression: "0 8 * * *", desired_replicas: 5}]
         panic!()
     };
     assert_eq!(problems[0].path, "max_hourly_cost");
-    assert!(problems[0].message.contains("below the cost of min_replicas"));
+    assert!(
+        problems[0]
+            .message
+            .contains("below the cost of min_replicas")
+    );
 }

@@ -11,8 +11,8 @@
 //! - [`policy`]: a Ballast policy as a [`Controller`].
 //! - [`chart`]: charts of timelines.
 //!
-//! The crate does no IO beyond the readers and writers it is handed, and reads no clock:
-//! time is the trace's.
+//! The model reads no clock (time is the trace's) and does no IO of its own: only the
+//! `from_path` and chart-writing conveniences touch files.
 
 pub mod chart;
 pub mod grid;

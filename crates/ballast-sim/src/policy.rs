@@ -1,7 +1,9 @@
 //! A Ballast policy as a backtest [`Controller`]: its metrics are bound to the simulated
 //! metrics of `BACKTEST.md`, and the core's [`decide`] runs at every tick on a virtual clock.
 
-use ballast_core::{Action, Decision, MetricObservation, Observations, Policy, PolicyState, decide};
+use ballast_core::{
+    Action, Decision, MetricObservation, Observations, Policy, PolicyState, decide,
+};
 use chrono::DateTime;
 
 use crate::model::{Controller, TickObservation};
@@ -145,6 +147,7 @@ impl Controller for PolicyController {
         let at = timestamp(last.end_s);
         let obs = Observations {
             current: last.allocated,
+            ready: Some(last.replicas),
             metrics: self
                 .bindings
                 .iter()

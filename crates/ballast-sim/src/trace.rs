@@ -148,23 +148,15 @@ impl Trace {
     }
 
     /// Reads a trace CSV file; an open or read failure names the path.
+    ///
+    /// The file is read whole before parsing, so that every IO failure is reported with its
+    /// path rather than half-way through the CSV reader (traces are a few megabytes at most).
     pub fn from_path(path: &Path) -> Result<Trace, TraceError> {
-        let file = std::fs::File::open(path).map_err(|source| TraceError::Io {
+        let bytes = std::fs::read(path).map_err(|source| TraceError::Io {
             path: path.to_owned(),
             source,
         })?;
-        Trace::from_reader(std::io::BufReader::new(file)).map_err(|e| match e {
-            // A read failure half-way surfaces as a CSV error; give it the path like an open
-            // failure, since the cause is the file and not its content.
-            TraceError::Csv { source, .. } if source.is_io_error() => match source.into_kind() {
-                csv::ErrorKind::Io(source) => TraceError::Io {
-                    path: path.to_owned(),
-                    source,
-                },
-                _ => unreachable!("is_io_error() checked the kind"),
-            },
-            other => other,
-        })
+        Trace::from_reader(bytes.as_slice())
     }
 
     /// Builds a trace from `(timestamp_s, value)` pairs, with the same checks as a file.
@@ -187,6 +179,12 @@ impl Trace {
     /// Always false: a valid trace has at least 2 rows. Present for API symmetry with `len`.
     pub fn is_empty(&self) -> bool {
         self.timestamps.is_empty()
+    }
+
+    /// The mean rate, load units per second: `Σ value / (rows · median step)`, each row's
+    /// rate averaged. `--capacity auto` and the acceptance scenarios use a tenth of it.
+    pub fn mean_rate(&self) -> f64 {
+        self.values.iter().sum::<f64>() / (self.len() as f64 * self.median_step())
     }
 
     /// The median of the steps between consecutive timestamps (the mean of the two middle

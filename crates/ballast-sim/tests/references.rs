@@ -25,8 +25,7 @@ const ALL_TRACES: [&str; 6] = [WIKIPEDIA, AWS_ELB, AZURE, ISP, NASA, WORLDCUP];
 /// (`Σ value / (rows · median step)`), so that it needs about ten replicas on average.
 fn load(path: &str) -> (Grid, Scenario) {
     let trace = Trace::from_path(std::path::Path::new(path)).expect("repository trace");
-    let mean_rate = trace.values.iter().sum::<f64>() / (trace.len() as f64 * trace.median_step());
-    let scenario = Scenario::new(mean_rate / 10.0);
+    let scenario = Scenario::new(trace.mean_rate() / 10.0);
     let grid = Grid::new(&trace, &scenario).expect("grid");
     (grid, scenario)
 }

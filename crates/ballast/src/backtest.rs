@@ -84,7 +84,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let policies = crate::validate::load(&args.policies)?;
     let capacity = match args.capacity {
         Capacity::Fixed(c) => c,
-        Capacity::Auto => mean_rate(&trace, args.tick)? / 10.0,
+        Capacity::Auto => {
+            let mean = trace.mean_rate();
+            anyhow::ensure!(
+                mean > 0.0,
+                "the trace's mean rate is 0, so `--capacity auto` has nothing to go by"
+            );
+            mean / 10.0
+        }
     };
     let scenario = Scenario {
         capacity,
@@ -117,9 +124,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bar.set_message(c.name().to_owned());
         let offset = (i * ticks) as u64;
         let name = c.name().to_owned();
-        runs.push(simulate(&grid, &scenario, &name, initial, c, &mut |done, _| {
-            bar.set_position(offset + done as u64)
-        }));
+        runs.push(simulate(
+            &grid,
+            &scenario,
+            &name,
+            initial,
+            c,
+            &mut |done, _| bar.set_position(offset + done as u64),
+        ));
     }
     for (j, which) in [Reference::Oracle, Reference::Hpa, Reference::Keda]
         .into_iter()
@@ -141,7 +153,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     for c in &controllers {
         if args.explain > 0 && !c.changes.is_empty() {
-            println!("\nWhy `{}` changed the count (first {}):", c.name(), c.changes.len());
+            println!(
+                "\nWhy `{}` changed the count (first {}):",
+                c.name(),
+                c.changes.len()
+            );
             for d in &c.changes {
                 let offset = (d.at.timestamp_millis() as f64 / 1000.0 - grid.t0) / 3600.0;
                 println!("  +{offset:>8.2}h  {}", d.summary());
@@ -186,21 +202,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The mean rate over the trace's ticks, load units per second.
-fn mean_rate(trace: &Trace, tick: f64) -> anyhow::Result<f64> {
-    let probe = Scenario {
-        tick_s: tick,
-        ..Scenario::new(1.0)
-    };
-    let grid = Grid::new(trace, &probe)?;
-    let mean = grid.demand.iter().sum::<f64>() / grid.demand.len().max(1) as f64;
-    anyhow::ensure!(
-        mean > 0.0,
-        "the trace's mean rate is 0, so `--capacity auto` has nothing to scale by"
-    );
-    Ok(mean)
-}
-
 fn header(path: &Path, trace: &Trace, s: &Scenario, ticks: usize, tick: f64) -> String {
     let mut out = format!(
         "{}: {} rows, {} ticks of {} s ({:.1} days); capacity {} per replica, startup {} s, price {}/h",
@@ -226,7 +227,15 @@ fn table(runs: &[Run]) -> String {
         .map(|r| r.summary.cost)
         .unwrap_or(f64::NAN);
     let head = [
-        "controller", "cost", "×oracle", "θU %", "θO %", "τU %", "τO %", "υ %", "unserved %",
+        "controller",
+        "cost",
+        "×oracle",
+        "θU %",
+        "θO %",
+        "τU %",
+        "τO %",
+        "υ %",
+        "unserved %",
         "actions",
     ];
     let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
@@ -268,7 +277,10 @@ fn table(runs: &[Run]) -> String {
 }
 
 fn with_suffix(path: &Path, name: &str) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let file = match path.extension() {
         Some(ext) => format!("{stem}-{name}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{name}"),
