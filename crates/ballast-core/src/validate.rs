@@ -666,7 +666,12 @@ impl Validator<'_> {
                     .first()
                     .map(|r| r.metric)
                     .or(tracking.map(|t| t.metric));
-                if fallback.is_none() {
+                // Only when nothing could name one: a rule dropped for another mistake
+                // has already been reported.
+                if fallback.is_none()
+                    && self.spec.scale_up_rules.is_empty()
+                    && self.spec.target_tracking.is_none()
+                {
                     self.problem(
                         "scale_to_zero",
                         "needs an activation metric: set scale_to_zero.metric, or add a scale-up rule or target tracking",

@@ -53,6 +53,9 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--capacity`: a number, or `auto`.
@@ -145,14 +148,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
 
-    println!(
-        "{}",
-        header(&args.trace, &trace, &scenario, ticks, grid.tick_s)
-    );
-    println!("{}", table(&runs));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json(&runs, &scenario))?);
+    } else {
+        println!(
+            "{}",
+            header(&args.trace, &trace, &scenario, ticks, grid.tick_s)
+        );
+        println!("{}", table(&runs));
+    }
 
     for c in &controllers {
-        if args.explain > 0 && !c.changes.is_empty() {
+        if args.explain > 0 && !args.json && !c.changes.is_empty() {
             println!(
                 "\nWhy `{}` changed the count (first {}):",
                 c.name(),
@@ -177,7 +184,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write the timeline to {}", path.display()))?;
             timeline::write_csv(&run.rows, std::io::BufWriter::new(file))
                 .with_context(|| format!("cannot write the timeline to {}", path.display()))?;
-            println!("timeline of `{}` written to {}", run.name, path.display());
+            eprintln!("timeline of `{}` written to {}", run.name, path.display());
         }
     }
     if let Some(chart) = &args.chart {
@@ -197,7 +204,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             trim(args.tick)
         );
         write_chart(chart, &series, &ChartOptions::new(title, capacity))?;
-        println!("chart written to {}", chart.display());
+        eprintln!("chart written to {}", chart.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -218,6 +225,42 @@ fn header(path: &Path, trace: &Trace, s: &Scenario, ticks: usize, tick: f64) -> 
         let _ = write!(out, "\ntrace: {source}");
     }
     out
+}
+
+fn json(runs: &[Run], scenario: &Scenario) -> serde_json::Value {
+    let oracle = runs
+        .iter()
+        .find(|r| r.name == "oracle")
+        .map(|r| r.summary.cost);
+    let rows: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            let s = &r.summary;
+            serde_json::json!({
+                "controller": r.name,
+                "ticks": s.ticks,
+                "cost": s.cost,
+                "cost_vs_oracle": oracle.map(|o| s.cost / o),
+                "theta_u": s.theta_u,
+                "theta_o": s.theta_o,
+                "tau_u": s.tau_u,
+                "tau_o": s.tau_o,
+                "instability": s.instability,
+                "unserved": s.unserved,
+                "actions": s.actions,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "scenario": {
+            "capacity": scenario.capacity,
+            "startup_s": scenario.startup_s,
+            "tick_s": scenario.tick_s,
+            "price": scenario.price,
+            "initial": scenario.initial,
+        },
+        "runs": rows,
+    })
 }
 
 fn table(runs: &[Run]) -> String {
