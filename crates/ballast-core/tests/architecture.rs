@@ -39,7 +39,11 @@ fn the_core_does_no_io_reads_no_clock_and_has_no_async() {
             }
         }
     }
-    assert!(offences.is_empty(), "the core must stay pure:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "the core must stay pure:\n{}",
+        offences.join("\n")
+    );
 }
 
 #[test]

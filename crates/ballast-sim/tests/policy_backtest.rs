@@ -5,13 +5,19 @@ use ballast_sim::policy::PolicyController;
 use ballast_sim::{Grid, Run, Scenario, Trace, default_initial, simulate};
 
 fn policy(file: &str) -> Policy {
-    let path = format!("{}/../../examples/policies/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../examples/policies/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).expect("shipped example");
     load_policies(&text, Format::Yaml).expect("valid").remove(0)
 }
 
 fn trace(file: &str) -> Trace {
-    let path = format!("{}/../../examples/traces/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../examples/traces/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Trace::from_path(std::path::Path::new(&path)).expect("shipped trace")
 }
 
@@ -49,8 +55,16 @@ fn a_policy_backtest_never_looks_ahead() {
             let k = (t_cut / scenario.tick_s).floor() as usize;
             assert!(k > 0 && k < full.rows.len());
             let desired = |r: &Run| r.rows[..=k].iter().map(|x| x.desired).collect::<Vec<_>>();
-            assert_eq!(desired(&full), desired(&other), "{file}, decisions up to tick {k}");
-            assert_eq!(full.rows[..k], other.rows[..k], "{file}, rows before tick {k}");
+            assert_eq!(
+                desired(&full),
+                desired(&other),
+                "{file}, decisions up to tick {k}"
+            );
+            assert_eq!(
+                full.rows[..k],
+                other.rows[..k],
+                "{file}, rows before tick {k}"
+            );
             assert_ne!(full.rows, other.rows, "the change must matter later on");
         }
     }
@@ -61,7 +75,10 @@ fn a_policy_backtest_is_deterministic() {
     let trace = trace("wikipedia_en_requests_per_hour_2016-01.csv");
     let scenario = Scenario::new(trace.mean_rate() / 10.0);
     let policy = policy("web.yaml");
-    assert_eq!(run(&trace, &scenario, &policy), run(&trace, &scenario, &policy));
+    assert_eq!(
+        run(&trace, &scenario, &policy),
+        run(&trace, &scenario, &policy)
+    );
 }
 
 #[test]
@@ -86,6 +103,12 @@ scale_up_cooldown: 0s
     let out = simulate(&grid, &scenario, "capped", 5, &mut c, &mut |_, _| {});
     // 10 per hour at 0.5 per replica is 20 replicas, below max_replicas 30.
     assert!(out.rows[1..].iter().all(|r| (2..=20).contains(&r.desired)));
-    assert!(out.rows.iter().any(|r| r.desired == 20), "the peak reaches the budget");
-    assert!(out.rows.iter().any(|r| r.required > 20), "and the budget binds");
+    assert!(
+        out.rows.iter().any(|r| r.desired == 20),
+        "the peak reaches the budget"
+    );
+    assert!(
+        out.rows.iter().any(|r| r.required > 20),
+        "and the budget binds"
+    );
 }
