@@ -116,9 +116,10 @@ pub fn decide(
         .or(policy.price_per_replica_hour)
         .filter(|p| p.is_finite() && *p >= 0.0);
     let budget_cap = budget_cap(policy, price);
-    if let Some((cap, budget, price)) = budget_cap {
-        if steps.desired > cap {
-            steps.set(
+    if let Some((cap, budget, price)) = budget_cap
+        && steps.desired > cap
+    {
+        steps.set(
                 Constraint::Budget,
                 cap,
                 format!(
@@ -127,7 +128,6 @@ pub fn decide(
                     round2(f64::from(steps.desired) * price)
                 ),
             );
-        }
     }
     scale_to_zero(
         policy,
@@ -396,6 +396,18 @@ fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -
     let value = readings[tt.metric].value()?;
     let target = round2(tt.target);
     let covered = covered_replicas(obs);
+    if metric.per_replica && covered == 0 && current > 0 {
+        // A per-replica value with no ready replica describes nobody; like the HPA with no
+        // pod metrics, keep the count until replicas are ready to be measured.
+        return Some(Proposal {
+            strategy: Strategy::TargetTracking,
+            desired: current,
+            reason: format!(
+                "{} is per replica and none of the {current} replicas is ready yet: hold",
+                metric.name
+            ),
+        });
+    }
     let (ratio, wanted, what) = if metric.per_replica && covered > 0 {
         // The metric is the mean over the ready replicas: the load is value × ready, and
         // replicas still starting will take their share once ready.
@@ -424,7 +436,8 @@ fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -
         )
     };
     if let Some(r) = ratio {
-        if (r - 1.0).abs() <= tt.tolerance {
+        // A hair of slack so that exactly ±tolerance is treated alike on both sides.
+        if (r - 1.0).abs() <= tt.tolerance + 1e-9 {
             return Some(Proposal {
                 strategy: Strategy::TargetTracking,
                 desired: current,
@@ -439,7 +452,10 @@ fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -
     Some(Proposal {
         strategy: Strategy::TargetTracking,
         desired: wanted,
-        reason: format!("{what}, target {target} per replica: {wanted} replicas"),
+        reason: format!(
+            "{what}, target {target} per replica: {wanted} replica{}",
+            if wanted == 1 { "" } else { "s" }
+        ),
     })
 }
 
@@ -547,22 +563,29 @@ fn would_scale_up(policy: &Policy, readings: &[Reading], covered: u32, m: u32) -
 
 fn flap_guard(policy: &Policy, readings: &[Reading], obs: &Observations, steps: &mut Steps) {
     let current = obs.current;
-    let covered = covered_replicas(obs);
-    let wanted = steps.desired;
-    let mut first_reason = None;
+    let covered = match covered_replicas(obs) {
+        0 => current,
+        n => n,
+    };
+    // Counts below min_replicas are raised by the bounds anyway; no need to test them.
+    let asked = steps.desired;
+    let wanted = asked.max(policy.min_replicas.min(current));
+    // The reason kept is the one at the largest count that still triggers: the one that
+    // decided where the search stopped.
+    let mut last_reason = None;
     let mut m = wanted;
     while m < current {
         match would_scale_up(policy, readings, covered, m) {
             None => break,
             Some(why) => {
-                first_reason.get_or_insert(why);
+                last_reason = Some(why);
                 m += 1;
             }
         }
     }
-    if let Some(why) = first_reason {
+    if let Some(why) = last_reason {
         let reason = if m >= current {
-            format!("scale-down to {wanted} skipped: {why}")
+            format!("scale-down to {asked} skipped: {why}")
         } else {
             format!("scale-down shrunk to {m}: {why}")
         };
@@ -639,9 +662,10 @@ fn rate_limit(
     let start = period_start(state, now, current, &limit);
     let allowed = if up {
         let by_step = limit.max_step.map(|s| start.saturating_add(s));
+        // Any percentage of zero is zero; a percent limit still lets one replica start.
         let by_pct = limit
             .max_percent
-            .map(|p| ceil(f64::from(start) * (1.0 + p / 100.0)));
+            .map(|p| ceil(f64::from(start) * (1.0 + p / 100.0)).max(start.saturating_add(1)));
         by_step
             .into_iter()
             .chain(by_pct)
@@ -811,7 +835,12 @@ fn scale_to_zero(
     }
     if let Some(since) = state.idle_since {
         let idle_for = now - since;
-        if idle_for >= z.idle && wants_only_min && !degraded && steps.desired > 0 {
+        // Going to zero is a scale-down, so it waits out the scale-down cooldown too.
+        let cooling = state
+            .last_scale_up
+            .max(state.last_scale_down)
+            .is_some_and(|last| now - last < policy.cooldown.scale_down);
+        if idle_for >= z.idle && wants_only_min && !degraded && !cooling && steps.desired > 0 {
             steps.set(
                 Constraint::ScaleToZero,
                 0,

@@ -37,7 +37,9 @@ impl MetricObservation {
 /// Everything one decision needs besides the policy, its state and `now`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observations {
-    /// The target's current count (what the executor reports).
+    /// The target's current count: what it has been asked to run (Kubernetes'
+    /// `spec.replicas`, servers existing or being created), not only the ready ones, so
+    /// that a change still converging is not decided again.
     pub current: u32,
     /// How many of those are ready, when the executor knows: per-replica metrics describe
     /// only ready replicas, so replicas still starting are counted as carrying no load yet

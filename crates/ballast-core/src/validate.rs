@@ -1,7 +1,7 @@
 //! Validation: a [`PolicySpec`] becomes a [`Policy`], or every problem is reported at once,
 //! each with its field path and a plain reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -130,6 +130,8 @@ pub fn validate(spec: &PolicySpec) -> Result<Policy, Invalid> {
         spec,
         problems: Vec::new(),
         metrics: Vec::new(),
+        referenced: BTreeSet::new(),
+        unresolved: false,
     };
     let policy = v.run();
     if v.problems.is_empty() {
@@ -143,6 +145,10 @@ struct Validator<'a> {
     spec: &'a PolicySpec,
     problems: Vec<Problem>,
     metrics: Vec<Metric>,
+    /// Metrics some field refers to, even a field that is otherwise wrong.
+    referenced: BTreeSet<usize>,
+    /// A bare name matched no definition.
+    unresolved: bool,
 }
 
 impl Validator<'_> {
@@ -200,7 +206,7 @@ impl Validator<'_> {
                 .unwrap_or(base),
         };
 
-        self.define_metrics();
+        self.define_metrics(evaluation_interval);
         let scale_up_rules = self.rules("scale_up_rules", &spec.scale_up_rules, true);
         let scale_down_rules = self.rules("scale_down_rules", &spec.scale_down_rules, false);
         self.check_overlap(&scale_up_rules, &scale_down_rules);
@@ -255,10 +261,10 @@ impl Validator<'_> {
             },
         };
 
-        if let Some(price) = spec.price_per_replica_hour {
-            if !(price.is_finite() && price >= 0.0) {
-                self.problem("price_per_replica_hour", "must be a number of at least 0");
-            }
+        if let Some(price) = spec.price_per_replica_hour
+            && !(price.is_finite() && price >= 0.0)
+        {
+            self.problem("price_per_replica_hour", "must be a number of at least 0");
         }
         if let Some(budget) = spec.max_hourly_cost {
             if !(budget.is_finite() && budget > 0.0) {
@@ -302,6 +308,36 @@ impl Validator<'_> {
         };
 
         let scale_to_zero = self.scale_to_zero(&target_tracking, &scale_up_rules);
+        if let Some(z) = &scale_to_zero {
+            let m = &self.metrics[z.metric];
+            if m.per_replica {
+                self.problem(
+                    "scale_to_zero.metric",
+                    format!(
+                        "`{}` is per replica, so it has no value at zero replicas and could never wake the target; use a total such as a queue length or request rate",
+                        m.name
+                    ),
+                );
+            }
+        }
+        // A defined metric nothing reads would still be fetched, and its failures would hold
+        // every scale-down.
+        let unused: Vec<String> = self
+            .metrics
+            .iter()
+            .enumerate()
+            // A reference that did not resolve was probably meant for one of these; it is
+            // reported already.
+            .filter(|_| !self.unresolved)
+            .filter(|(i, m)| m.defined && !self.referenced.contains(i))
+            .map(|(_, m)| m.name.clone())
+            .collect();
+        for name in unused {
+            self.problem(
+                format!("metrics.{name}"),
+                "is defined but no rule, target tracking or scale_to_zero reads it",
+            );
+        }
 
         if spec.scale_up_rules.is_empty()
             && spec.scale_down_rules.is_empty()
@@ -360,7 +396,8 @@ impl Validator<'_> {
         }
     }
 
-    fn define_metrics(&mut self) {
+    fn define_metrics(&mut self, interval: Option<TimeDelta>) {
+        let default_staleness = default_staleness(interval);
         for (name, def) in &self.spec.metrics {
             let path = format!("metrics.{name}");
             if !is_identifier(name) {
@@ -397,7 +434,17 @@ impl Validator<'_> {
                 .max_staleness
                 .as_ref()
                 .and_then(|d| self.positive_duration(&format!("{path}.max_staleness"), d))
-                .unwrap_or(TimeDelta::seconds(DEFAULT_MAX_STALENESS_SECONDS));
+                .unwrap_or(default_staleness);
+            if let Some(interval) = interval.filter(|i| *i > max_staleness) {
+                self.problem(
+                    format!("{path}.max_staleness"),
+                    format!(
+                        "{} is shorter than evaluation_interval {}: every sample would be stale by the next evaluation",
+                        crate::decide::human(max_staleness),
+                        crate::decide::human(interval)
+                    ),
+                );
+            }
             self.metrics.push(Metric {
                 name: name.clone(),
                 query: def.query.clone(),
@@ -421,9 +468,11 @@ impl Validator<'_> {
             return None;
         }
         if let Some(i) = self.metrics.iter().position(|m| m.name == reference) {
+            self.referenced.insert(i);
             return Some(i);
         }
         if !self.spec.metrics.is_empty() && is_identifier(reference) {
+            self.unresolved = true;
             // With named metrics defined, a bare name is taken as a reference to one of
             // them, so a typo is caught here rather than silently querying a series that
             // does not exist.
@@ -448,7 +497,12 @@ impl Validator<'_> {
             source: "prometheus".to_owned(),
             per_replica: false,
             empty_is_zero: false,
-            max_staleness: TimeDelta::seconds(DEFAULT_MAX_STALENESS_SECONDS),
+            max_staleness: default_staleness(
+                self.spec
+                    .evaluation_interval
+                    .as_ref()
+                    .and_then(|d| parse_duration(d).ok()),
+            ),
             defined: false,
         });
         Some(self.metrics.len() - 1)
@@ -619,13 +673,13 @@ impl Validator<'_> {
         if spec.max_step == Some(0) {
             self.problem(format!("{path}.max_step"), "must be at least 1");
         }
-        if let Some(p) = spec.max_percent {
-            if !(p.is_finite() && p > 0.0) {
-                self.problem(
-                    format!("{path}.max_percent"),
-                    "must be a number greater than 0",
-                );
-            }
+        if let Some(p) = spec.max_percent
+            && !(p.is_finite() && p > 0.0)
+        {
+            self.problem(
+                format!("{path}.max_percent"),
+                "must be a number greater than 0",
+            );
         }
         let period = match &spec.period {
             None => Some(TimeDelta::seconds(DEFAULT_RATE_PERIOD_SECONDS)),
@@ -705,6 +759,13 @@ impl Validator<'_> {
         }
         Some(t)
     }
+}
+
+/// The staleness limit of a metric that sets none: Prometheus' lookback, or two evaluation
+/// intervals when the policy is evaluated less often than that.
+fn default_staleness(interval: Option<TimeDelta>) -> TimeDelta {
+    let lookback = TimeDelta::seconds(DEFAULT_MAX_STALENESS_SECONDS);
+    interval.map_or(lookback, |i| lookback.max(i * 2))
 }
 
 /// Parses `"5m"`, `"1h30m"`, `"90s"` or a number of seconds.
