@@ -83,9 +83,11 @@ pub struct PolicySpec {
     pub rate_limits: Option<RateLimitsSpec>,
     /// Hard limit on the hourly cost of the desired count.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
     pub max_hourly_cost: Option<f64>,
     /// Price of one replica for one hour, when the executor does not know it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
     pub price_per_replica_hour: Option<f64>,
     /// `hold` (default) or `{fallback: N}`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +134,7 @@ pub struct RuleSpec {
     /// `gt`, `lt`, `gte` or `lte`.
     pub operator: String,
     /// The value compared against.
+    #[serde(serialize_with = "number::whole")]
     pub threshold: f64,
     /// How long the condition must hold, such as `"5m"` (default: at once).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,9 +150,11 @@ pub struct TargetTrackingSpec {
     /// A metric name from `metrics`, or a raw Prometheus expression.
     pub metric: String,
     /// The value wanted per replica.
+    #[serde(serialize_with = "number::whole")]
     pub target: f64,
     /// No change while `value / target` is within `1 ± tolerance` (default 0.1).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
     pub tolerance: Option<f64>,
 }
 
@@ -200,6 +205,7 @@ pub struct RateLimitSpec {
     pub max_step: Option<u32>,
     /// Percent of the count at the start of the period.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
     pub max_percent: Option<f64>,
     /// The period (default 60s).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,6 +256,7 @@ pub struct ScaleToZeroBlock {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
     /// Active while the metric is above this (default 0).
+    #[serde(serialize_with = "number::whole")]
     pub activation_threshold: f64,
     /// How long the target must be inactive before it goes to zero (default 5m).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,7 +308,7 @@ pub enum DurationSpec {
     /// A humane duration string.
     Text(String),
     /// Seconds.
-    Seconds(f64),
+    Seconds(#[serde(serialize_with = "number::whole")] f64),
 }
 
 impl<'de> Deserialize<'de> for DurationSpec {
@@ -594,4 +601,28 @@ pub(crate) fn closest<'a>(
         .filter(|(score, _)| *score >= 0.85)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// Numbers written back as they were read: a whole number stays an integer (`60`, not
+/// `60.0`), so a policy read back through the API equals the one sent.
+mod number {
+    use serde::Serializer;
+
+    /// Largest integer an f64 holds exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    pub fn whole<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.fract() == 0.0 && v.abs() < EXACT {
+            s.serialize_i64(*v as i64)
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn whole_opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => whole(v, s),
+            None => s.serialize_none(),
+        }
+    }
 }

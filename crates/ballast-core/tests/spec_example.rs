@@ -190,3 +190,15 @@ schedules: [{cron_expression: "0 8 * * *", desired_replicas: 5}]
             .contains("below the cost of min_replicas")
     );
 }
+
+#[test]
+fn the_specification_example_serializes_back_to_the_same_json() {
+    let policies = load_policies(SPEC_EXAMPLE, Format::Json).unwrap();
+    let sent: serde_json::Value = serde_json::from_str(SPEC_EXAMPLE).unwrap();
+    let back = serde_json::to_value(&policies[0].spec).unwrap();
+    // Fields left out keep their defaults and are written back; every field sent comes
+    // back exactly as sent, numbers included.
+    for (field, value) in sent.as_object().unwrap() {
+        assert_eq!(&back[field], value, "field `{field}`");
+    }
+}
