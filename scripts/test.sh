@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== services"
+scripts/services.sh
+
 echo "== format"
 cargo fmt --all -- --check
 

@@ -9,10 +9,12 @@ use crate::policy::Timestamp;
 /// The outcome of one evaluation of one policy. Stored in history as it is, so it derives
 /// serde: it is a record, not just an engine value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     /// The policy's name.
     pub policy: String,
     /// When the decision was taken.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     /// The target's count when deciding.
     pub current: u32,
@@ -64,6 +66,7 @@ impl Decision {
 
 /// The direction of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// More replicas.
@@ -93,6 +96,7 @@ impl fmt::Display for Action {
 
 /// A strategy's proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Proposal {
     /// Which strategy.
     pub strategy: Strategy,
@@ -104,6 +108,7 @@ pub struct Proposal {
 
 /// The strategies of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Threshold rules with durations.
@@ -118,6 +123,7 @@ pub enum Strategy {
 
 /// One constraint applied to the combined proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConstraintStep {
     /// Which constraint.
     pub constraint: Constraint,
@@ -131,6 +137,7 @@ pub struct ConstraintStep {
 
 /// The constraints, in the order they apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Constraint {
     /// Bad data never lowers the count.

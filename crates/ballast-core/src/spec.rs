@@ -21,6 +21,7 @@ use crate::validate::Problem;
 /// A superset of the product specification's model: every field of the specification keeps
 /// its name and meaning.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PolicySpec {
     /// Unique name of the policy (letters, digits, `-`, `_`, `.`; at most 63 characters).
@@ -36,6 +37,7 @@ pub struct PolicySpec {
     pub target_id: Option<String>,
     /// The executor that acts on the target: a `type` and that executor's own fields.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub target: Option<serde_json::Map<String, serde_json::Value>>,
     /// A disabled policy is kept but never evaluated by the engine.
     #[serde(default = "yes")]
@@ -107,6 +109,7 @@ fn one() -> u32 {
 
 /// A named metric: where it comes from and how to read it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct MetricSpec {
     /// The query (a PromQL expression for the `prometheus` source).
@@ -127,6 +130,7 @@ pub struct MetricSpec {
 
 /// A threshold rule as in the specification.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RuleSpec {
     /// A metric name from `metrics`, or a raw Prometheus expression.
@@ -145,6 +149,7 @@ pub struct RuleSpec {
 
 /// Target tracking: keep a metric near `target` per replica.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TargetTrackingSpec {
     /// A metric name from `metrics`, or a raw Prometheus expression.
@@ -160,6 +165,7 @@ pub struct TargetTrackingSpec {
 
 /// A cron entry setting a floor on the desired count.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ScheduleSpec {
     /// Five fields (minute hour day-of-month month day-of-week), or six with seconds first.
@@ -173,6 +179,7 @@ pub struct ScheduleSpec {
 
 /// Stabilization windows, as in Kubernetes' HPA behavior.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct StabilizationSpec {
     /// A scale-up goes only as high as the lowest recommendation within this window.
@@ -185,6 +192,7 @@ pub struct StabilizationSpec {
 
 /// Rate limits per direction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RateLimitsSpec {
     /// Limits on adding replicas.
@@ -198,6 +206,7 @@ pub struct RateLimitsSpec {
 /// How far one direction may move within a period. With both `max_step` and
 /// `max_percent`, the larger change is allowed (HPA's `selectPolicy: Max`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RateLimitSpec {
     /// Replicas per period.
@@ -214,6 +223,7 @@ pub struct RateLimitSpec {
 
 /// `hold`, or `{fallback: N}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum OnMetricErrorSpec {
     /// `hold` (the only word accepted).
@@ -227,6 +237,7 @@ pub enum OnMetricErrorSpec {
 
 /// `scale_to_zero`: a plain switch as in the specification, or a block.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum ScaleToZeroSpec {
     /// `true` or `false`.
@@ -248,6 +259,7 @@ impl ScaleToZeroSpec {
 /// Scale to zero after `idle` with the activation metric at or below
 /// `activation_threshold`; wake up as soon as it is above.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ScaleToZeroBlock {
     /// Default true.
@@ -303,6 +315,7 @@ impl<'de> Deserialize<'de> for ScaleToZeroSpec {
 
 /// A duration as written: `"5m"`, `"1h30m"`, `"90s"`, or a number of seconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum DurationSpec {
     /// A humane duration string.

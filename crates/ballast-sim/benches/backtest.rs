@@ -74,36 +74,32 @@ fn bench_backtest(c: &mut Criterion) {
         });
     }
 
+    let bind = || PolicyController::new(&policy, scenario.price).expect("web binds");
+    let run_web = |controller: &mut PolicyController| {
+        simulate(
+            &grid,
+            &scenario,
+            "web",
+            initial,
+            controller,
+            &mut no_progress(),
+        )
+    };
+
     // A policy run takes a few hundred milliseconds: ten runs of one iteration each rather
     // than criterion's 55-run linear ramp.
     group.sampling_mode(SamplingMode::Flat);
     group.bench_function("policy_web", |b| {
         b.iter_batched(
-            || PolicyController::new(&policy, scenario.price).expect("web binds"),
-            |mut controller| {
-                simulate(
-                    &grid,
-                    &scenario,
-                    "web",
-                    initial,
-                    &mut controller,
-                    &mut no_progress(),
-                )
-            },
+            bind,
+            |mut controller| run_web(&mut controller),
             BatchSize::PerIteration,
         )
     });
     group.finish();
 
-    let mut controller = PolicyController::new(&policy, scenario.price).expect("web binds");
-    let run = simulate(
-        &grid,
-        &scenario,
-        "web",
-        initial,
-        &mut controller,
-        &mut no_progress(),
-    );
+    let mut controller = bind();
+    let run = run_web(&mut controller);
     eprintln!(
         "worldcup98 policy_web: {} scale-ups, {} scale-downs, {} holds over {} ticks",
         controller.counts.scale_up,

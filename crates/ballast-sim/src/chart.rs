@@ -19,7 +19,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use resvg::usvg::fontdb;
@@ -625,31 +627,15 @@ fn draw<DB: DrawingBackend>(
     let x_labels = (opts.width as usize / 110).max(3);
     let x_format = |v: &f64| trim_number(*v);
 
-    let mut load = ChartBuilder::on(&top)
-        .margin_left(MARGIN_LEFT)
-        .margin_right(MARGIN_RIGHT)
-        .margin_top(4)
-        .margin_bottom(8)
-        .caption(
-            format!(
-                "Demand and ready capacity (ready × {} load/s)",
-                short_number(opts.capacity)
-            ),
-            font(CAPTION_PX),
-        )
-        .x_label_area_size(0)
-        .y_label_area_size(Y_LABEL_AREA)
-        .build_cartesian_2d(0.0..data.x_end, 0.0..data.load_top)?;
-    load.configure_mesh()
-        .x_labels(x_labels)
-        .y_labels(6)
+    let caption = format!(
+        "Demand and ready capacity (ready × {} load/s)",
+        short_number(opts.capacity)
+    );
+    let mut load =
+        panel(&top, caption, 8, 0).build_cartesian_2d(0.0..data.x_end, 0.0..data.load_top)?;
+    style_mesh(&mut load.configure_mesh(), x_labels)
         .y_desc("load / s")
         .y_label_formatter(&|v| short_number(*v))
-        .label_style(font(LABEL_PX))
-        .axis_desc_style(font(AXIS_DESC_PX))
-        .bold_line_style(GRID_BOLD)
-        .light_line_style(GRID_LIGHT)
-        .max_light_lines(1)
         .draw()?;
     load.draw_series(
         AreaSeries::new(
@@ -666,27 +652,12 @@ fn draw<DB: DrawingBackend>(
         ))?;
     }
 
-    let mut replicas = ChartBuilder::on(&bottom)
-        .margin_left(MARGIN_LEFT)
-        .margin_right(MARGIN_RIGHT)
-        .margin_top(4)
-        .margin_bottom(10)
-        .caption("Ready replicas", font(CAPTION_PX))
-        .x_label_area_size(X_LABEL_AREA)
-        .y_label_area_size(Y_LABEL_AREA)
+    let mut replicas = panel(&bottom, "Ready replicas", 10, X_LABEL_AREA)
         .build_cartesian_2d(0.0..data.x_end, 0..data.replicas_top)?;
-    replicas
-        .configure_mesh()
-        .x_labels(x_labels)
-        .y_labels(6)
+    style_mesh(&mut replicas.configure_mesh(), x_labels)
         .x_desc(data.unit.description)
         .y_desc("replicas")
         .x_label_formatter(&x_format)
-        .label_style(font(LABEL_PX))
-        .axis_desc_style(font(AXIS_DESC_PX))
-        .bold_line_style(GRID_BOLD)
-        .light_line_style(GRID_LIGHT)
-        .max_light_lines(1)
         .draw()?;
     for (i, line) in data.ready.iter().enumerate() {
         replicas.draw_series(LineSeries::new(
@@ -699,6 +670,46 @@ fn draw<DB: DrawingBackend>(
         REQUIRED_MARKER.stroke_width(REQUIRED_WIDTH),
     ))?;
     Ok(())
+}
+
+/// A panel's chart builder on `area`: the margins and label areas both panels share, with
+/// `caption` on top, `margin_bottom` below and an `x_label_area` high strip for time labels.
+fn panel<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: impl AsRef<str>,
+    margin_bottom: u32,
+    x_label_area: u32,
+) -> ChartBuilder<'a, 'static, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin_left(MARGIN_LEFT)
+        .margin_right(MARGIN_RIGHT)
+        .margin_top(4)
+        .margin_bottom(margin_bottom)
+        .caption(caption, font(CAPTION_PX))
+        .x_label_area_size(x_label_area)
+        .y_label_area_size(Y_LABEL_AREA);
+    builder
+}
+
+/// The mesh style both panels share: `x_labels` time labels, six value labels, the chart's
+/// fonts and a light grid.
+fn style_mesh<'m, 'a, 'b, X, Y, XT, YT, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    x_labels: usize,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+    DB: DrawingBackend,
+{
+    mesh.x_labels(x_labels)
+        .y_labels(6)
+        .label_style(font(LABEL_PX))
+        .axis_desc_style(font(AXIS_DESC_PX))
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID_LIGHT)
+        .max_light_lines(1)
 }
 
 /// The system fonts, loaded once per process, with `sans-serif` mapped to an installed

@@ -4,11 +4,14 @@
 //!
 //! The controller is split in two, like the real one:
 //!
-//! - a metric half that turns the last observation into an unclamped proposal (CPU
-//!   utilization here, an External AverageValue metric in [`crate::keda`]);
+//! - a metric half ([`Metric`]) that turns the last observation into an unclamped proposal
+//!   (CPU utilization here, an External AverageValue metric in [`crate::keda`]);
 //! - [`ScaleLoop`], the metric-independent half: the bounds checked before metrics,
 //!   stabilization windows, rate-limit policies over recorded scale events, and the
-//!   `[min, max]` clamp. KEDA shares it unchanged.
+//!   `[min, max]` clamp, configured by a [`Behavior`]. KEDA shares it unchanged.
+//!
+//! [`Autoscaler`] joins the two; [`Hpa`] and [`Keda`](crate::keda::Keda) are it with either
+//! metric.
 //!
 //! Mapping onto the backtest model: one HPA sync per tick, at the start of tick `k`, seeing
 //! the observation of tick `k − 1`. `spec.replicas` (the HPA's current count) is
@@ -106,8 +109,8 @@ impl ScalingRules {
     }
 }
 
-/// A configuration field with an unusable value, named by its path
-/// (`scale_up_policies[1].period_s`).
+/// A configuration field with an unusable value, named by its flat path
+/// (`scale_up_policies[1].period_s` for `behavior.scale_up.policies[1].period_s`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct ConfigError {
@@ -126,62 +129,98 @@ impl ConfigError {
     }
 }
 
-/// The HPA of `BACKTEST.md`'s reference point: a CPU Utilization target and the
-/// autoscaling/v2 default behavior. [`HpaConfig::default`] gives exactly that.
+/// The metric-independent settings of an HPA, which [`ScaleLoop`] applies: the usage-ratio
+/// tolerance, the replica bounds and the autoscaling/v2 `behavior` of both directions.
+/// [`HpaConfig`] and [`KedaConfig`](crate::keda::KedaConfig) share it;
+/// [`Behavior::default`] is the autoscaling/v2 default.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HpaConfig {
-    /// Target average CPU utilization in percent of the request (default 70).
-    pub target_utilization: i64,
+pub struct Behavior {
     /// No change while the usage ratio is within `[1 − tolerance, 1 + tolerance]` (0.1).
     pub tolerance: f64,
     /// `minReplicas` (1).
     pub min_replicas: u32,
     /// `maxReplicas` ([`UNBOUNDED_REPLICAS`]).
     pub max_replicas: u32,
-    /// Scale-up stabilization window in seconds (0).
-    pub scale_up_stabilization_s: f64,
-    /// Scale-down stabilization window in seconds (300).
-    pub scale_down_stabilization_s: f64,
-    /// Scale-up rate limits (Pods 4 / 15 s and Percent 100 / 15 s).
-    pub scale_up_policies: Vec<ScalingPolicy>,
-    /// How scale-up policies combine (Max).
-    pub scale_up_select: SelectPolicy,
-    /// Scale-down rate limits (Percent 100 / 15 s).
-    pub scale_down_policies: Vec<ScalingPolicy>,
-    /// How scale-down policies combine (Max).
-    pub scale_down_select: SelectPolicy,
+    /// Scale-up stabilization window (0 s) and rate limits (Pods 4 / 15 s and
+    /// Percent 100 / 15 s, combined by Max).
+    pub scale_up: ScalingRules,
+    /// Scale-down stabilization window (300 s) and rate limits (Percent 100 / 15 s,
+    /// combined by Max).
+    pub scale_down: ScalingRules,
 }
 
-impl Default for HpaConfig {
-    fn default() -> HpaConfig {
-        let up = ScalingRules::default_scale_up();
-        let down = ScalingRules::default_scale_down();
-        HpaConfig {
-            target_utilization: 70,
+impl Default for Behavior {
+    fn default() -> Behavior {
+        Behavior {
             tolerance: DEFAULT_TOLERANCE,
             min_replicas: 1,
             max_replicas: UNBOUNDED_REPLICAS,
-            scale_up_stabilization_s: up.stabilization_s,
-            scale_down_stabilization_s: down.stabilization_s,
-            scale_up_policies: up.policies,
-            scale_up_select: up.select,
-            scale_down_policies: down.policies,
-            scale_down_select: down.select,
+            scale_up: ScalingRules::default_scale_up(),
+            scale_down: ScalingRules::default_scale_down(),
         }
     }
 }
 
-impl HpaConfig {
+impl Behavior {
     /// Checks every field; returns all problems at once.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
-        let mut problems = Vec::new();
-        if self.target_utilization <= 0 {
+        self.validate_after(None)
+    }
+
+    /// Like [`Behavior::validate`], with the problem of the metric's own field (if any)
+    /// listed first.
+    pub(crate) fn validate_after(
+        &self,
+        metric_problem: Option<ConfigError>,
+    ) -> Result<(), Vec<ConfigError>> {
+        let mut problems: Vec<ConfigError> = metric_problem.into_iter().collect();
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             problems.push(ConfigError::new(
-                "target_utilization",
-                "must be a positive percent",
+                "tolerance",
+                "must be a finite number of at least 0",
             ));
         }
-        problems.extend(self.scale_loop_unchecked().problems(self.tolerance));
+        if self.max_replicas < 1 {
+            problems.push(ConfigError::new("max_replicas", "must be at least 1"));
+        }
+        if self.min_replicas > self.max_replicas {
+            problems.push(ConfigError::new(
+                "min_replicas",
+                "must not exceed max_replicas",
+            ));
+        }
+        for (name, rules) in [
+            ("scale_up", &self.scale_up),
+            ("scale_down", &self.scale_down),
+        ] {
+            let s = rules.stabilization_s;
+            if !(s.is_finite() && s >= 0.0) {
+                problems.push(ConfigError::new(
+                    format!("{name}_stabilization_s"),
+                    "must be a finite number of seconds, at least 0",
+                ));
+            }
+            if rules.policies.is_empty() {
+                problems.push(ConfigError::new(
+                    format!("{name}_policies"),
+                    "must hold at least one policy",
+                ));
+            }
+            for (i, p) in rules.policies.iter().enumerate() {
+                if p.value == 0 {
+                    problems.push(ConfigError::new(
+                        format!("{name}_policies[{i}].value"),
+                        "must be positive",
+                    ));
+                }
+                if !(p.period_s.is_finite() && p.period_s > 0.0) {
+                    problems.push(ConfigError::new(
+                        format!("{name}_policies[{i}].period_s"),
+                        "must be a positive finite number of seconds",
+                    ));
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -189,21 +228,110 @@ impl HpaConfig {
         }
     }
 
-    fn scale_loop_unchecked(&self) -> ScaleLoop {
+    /// A fresh [`ScaleLoop`] with these bounds and rules (not validated).
+    pub fn scale_loop(&self) -> ScaleLoop {
         ScaleLoop::new(
             self.min_replicas,
             self.max_replicas,
-            ScalingRules {
-                stabilization_s: self.scale_up_stabilization_s,
-                select: self.scale_up_select,
-                policies: self.scale_up_policies.clone(),
-            },
-            ScalingRules {
-                stabilization_s: self.scale_down_stabilization_s,
-                select: self.scale_down_select,
-                policies: self.scale_down_policies.clone(),
-            },
+            self.scale_up.clone(),
+            self.scale_down.clone(),
         )
+    }
+}
+
+/// The HPA of `BACKTEST.md`'s reference point: a CPU Utilization target and the
+/// autoscaling/v2 default behavior. [`HpaConfig::default`] gives exactly that.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HpaConfig {
+    /// Target average CPU utilization in percent of the request (default 70).
+    pub target_utilization: i64,
+    /// Tolerance, bounds and rate limits ([`Behavior::default`]).
+    pub behavior: Behavior,
+}
+
+impl Default for HpaConfig {
+    fn default() -> HpaConfig {
+        HpaConfig {
+            target_utilization: 70,
+            behavior: Behavior::default(),
+        }
+    }
+}
+
+/// The metric half of an HPA configuration: the target that turns the last observation into
+/// an unclamped proposal, next to the [`Behavior`] that [`ScaleLoop`] applies to it.
+/// [`HpaConfig`] (CPU utilization) and [`KedaConfig`](crate::keda::KedaConfig) (an External
+/// AverageValue metric) implement it; an [`Autoscaler`] runs either.
+pub trait Metric {
+    /// The metric-independent settings.
+    fn behavior(&self) -> &Behavior;
+
+    /// The problem with the metric's target, if any.
+    fn target_problem(&self) -> Option<ConfigError>;
+
+    /// The replica calculator's proposal from the observation of the last tick, for replicas
+    /// that each serve `capacity` load units per second; `None` when there is no metric,
+    /// which makes the controller keep the count.
+    fn proposal(&self, capacity: f64, last: &TickObservation) -> Option<i64>;
+
+    /// Checks every field; returns all problems at once, the target's first.
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        self.behavior().validate_after(self.target_problem())
+    }
+}
+
+impl Metric for HpaConfig {
+    fn behavior(&self) -> &Behavior {
+        &self.behavior
+    }
+
+    fn target_problem(&self) -> Option<ConfigError> {
+        (self.target_utilization <= 0)
+            .then(|| ConfigError::new("target_utilization", "must be a positive percent"))
+    }
+
+    /// The replica calculator's proposal (`GetResourceReplicas`) from the observation of the
+    /// last tick; `None` when there is no metric (no ready pod, or an unusable capacity),
+    /// which makes the controller keep the count.
+    ///
+    /// Utilization is an integer percent, truncated, over ready pods, each pod's usage
+    /// saturating at its request: `trunc(100·min(r, ready·cap) / (ready·cap))`. Without
+    /// unready pods (or when not scaling up) the result is `current` within tolerance, else
+    /// `ceil(ratio·ready)`. On a scale-up with unready pods they count as 0 %: the percent is
+    /// recomputed over all pods, and the count stays if the new ratio is within tolerance or
+    /// flips the direction, else it is `ceil(newRatio·(ready + unready))` unless that moves
+    /// against the ratio.
+    fn proposal(&self, cap: f64, last: &TickObservation) -> Option<i64> {
+        if !(cap.is_finite() && cap > 0.0) || last.replicas == 0 {
+            return None;
+        }
+        let current = i64::from(last.allocated);
+        let ready = i64::from(last.replicas);
+        let unready = i64::from(last.allocated.saturating_sub(last.replicas));
+        let target = self.target_utilization as f64;
+        let tol = self.behavior.tolerance;
+
+        let usage = last.demand.min(ready as f64 * cap);
+        let ratio = percent(usage, ready as f64 * cap) as f64 / target;
+
+        if !(unready > 0 && ratio > 1.0) {
+            if within_tolerance(ratio, tol) {
+                return Some(current);
+            }
+            return Some(ceil_i64(ratio * ready as f64));
+        }
+
+        let all = ready + unready;
+        let new_ratio = percent(usage, all as f64 * cap) as f64 / target;
+        if within_tolerance(new_ratio, tol) || new_ratio < 1.0 {
+            // Too small a change, or counting the starting pods flips the direction.
+            return Some(current);
+        }
+        let replicas = ceil_i64(new_ratio * all as f64);
+        if replicas < current {
+            return Some(current);
+        }
+        Some(replicas)
     }
 }
 
@@ -254,7 +382,7 @@ pub struct ScaleLoop {
 
 impl ScaleLoop {
     /// A fresh loop (no recommendations, no scale events) with these bounds and rules.
-    /// Does not validate; see [`ScaleLoop::problems`].
+    /// Does not validate; see [`Behavior::validate`].
     pub fn new(min: u32, max: u32, up: ScalingRules, down: ScalingRules) -> ScaleLoop {
         let longest_period_s = up
             .policies
@@ -273,57 +401,6 @@ impl ScaleLoop {
             down_events: VecDeque::new(),
             longest_period_s,
         }
-    }
-
-    /// Problems with the loop's settings and the given tolerance, named like the fields of
-    /// [`HpaConfig`].
-    pub fn problems(&self, tolerance: f64) -> Vec<ConfigError> {
-        let mut problems = Vec::new();
-        if !(tolerance.is_finite() && tolerance >= 0.0) {
-            problems.push(ConfigError::new(
-                "tolerance",
-                "must be a finite number of at least 0",
-            ));
-        }
-        if self.max < 1 {
-            problems.push(ConfigError::new("max_replicas", "must be at least 1"));
-        }
-        if self.min > self.max {
-            problems.push(ConfigError::new(
-                "min_replicas",
-                "must not exceed max_replicas",
-            ));
-        }
-        for (name, rules) in [("scale_up", &self.up), ("scale_down", &self.down)] {
-            let s = rules.stabilization_s;
-            if !(s.is_finite() && s >= 0.0) {
-                problems.push(ConfigError::new(
-                    format!("{name}_stabilization_s"),
-                    "must be a finite number of seconds, at least 0",
-                ));
-            }
-            if rules.policies.is_empty() {
-                problems.push(ConfigError::new(
-                    format!("{name}_policies"),
-                    "must hold at least one policy",
-                ));
-            }
-            for (i, p) in rules.policies.iter().enumerate() {
-                if p.value == 0 {
-                    problems.push(ConfigError::new(
-                        format!("{name}_policies[{i}].value"),
-                        "must be positive",
-                    ));
-                }
-                if !(p.period_s.is_finite() && p.period_s > 0.0) {
-                    problems.push(ConfigError::new(
-                        format!("{name}_policies[{i}].period_s"),
-                        "must be a positive finite number of seconds",
-                    ));
-                }
-            }
-        }
-        problems
     }
 
     /// One sync at `now_s` with `current` replicas (`spec.replicas`); `proposal` computes the
@@ -487,94 +564,63 @@ impl ScaleLoop {
     }
 }
 
-/// The HPA on CPU utilization, as a backtest controller.
+/// An HPA as a backtest controller: its [`Metric`] configuration proposes, its
+/// [`ScaleLoop`] does the rest. One sync per tick, on the observation of the tick before.
 #[derive(Debug, Clone)]
-pub struct Hpa {
-    config: HpaConfig,
+pub struct Autoscaler<M> {
+    config: M,
     capacity: f64,
     scale_loop: ScaleLoop,
 }
 
-impl Hpa {
-    /// An HPA with `config`, for replicas that each serve `capacity` load units per second
-    /// (their CPU request).
-    pub fn new(config: HpaConfig, capacity: f64) -> Result<Hpa, Vec<ConfigError>> {
+/// The HPA on CPU utilization, as a backtest controller.
+pub type Hpa = Autoscaler<HpaConfig>;
+
+impl<M: Metric> Autoscaler<M> {
+    /// An autoscaler with `config`, for replicas that each serve `capacity` load units per
+    /// second (for the HPA, their CPU request).
+    pub fn new(config: M, capacity: f64) -> Result<Autoscaler<M>, Vec<ConfigError>> {
         config.validate()?;
-        Ok(Hpa::build(config, capacity))
+        Ok(Autoscaler::build(config, capacity))
     }
 
-    /// The reference HPA of `BACKTEST.md`: [`HpaConfig::default`].
-    pub fn reference(capacity: f64) -> Hpa {
-        // The default configuration is valid (checked by a test), so no validation here.
-        Hpa::build(HpaConfig::default(), capacity)
+    /// The reference point of `BACKTEST.md`: the default configuration
+    /// ([`HpaConfig::default`], [`KedaConfig::default`](crate::keda::KedaConfig::default)).
+    pub fn reference(capacity: f64) -> Autoscaler<M>
+    where
+        M: Default,
+    {
+        // The default configurations are valid (checked by tests), so no validation here.
+        Autoscaler::build(M::default(), capacity)
     }
 
-    fn build(config: HpaConfig, capacity: f64) -> Hpa {
-        let scale_loop = config.scale_loop_unchecked();
-        Hpa {
+    fn build(config: M, capacity: f64) -> Autoscaler<M> {
+        let scale_loop = config.behavior().scale_loop();
+        Autoscaler {
             config,
             capacity,
             scale_loop,
         }
     }
 
-    /// The replica calculator's proposal (`GetResourceReplicas`) from the observation of the
-    /// last tick; `None` when there is no metric (no ready pod, or an unusable capacity),
-    /// which makes the controller keep the count.
-    ///
-    /// Utilization is an integer percent, truncated, over ready pods, each pod's usage
-    /// saturating at its request: `trunc(100·min(r, ready·cap) / (ready·cap))`. Without
-    /// unready pods (or when not scaling up) the result is `current` within tolerance, else
-    /// `ceil(ratio·ready)`. On a scale-up with unready pods they count as 0 %: the percent is
-    /// recomputed over all pods, and the count stays if the new ratio is within tolerance or
-    /// flips the direction, else it is `ceil(newRatio·(ready + unready))` unless that moves
-    /// against the ratio.
+    /// The metric's proposal from the observation of the last tick ([`Metric::proposal`]).
     pub fn proposal(&self, last: &TickObservation) -> Option<i64> {
-        let cap = self.capacity;
-        if !(cap.is_finite() && cap > 0.0) || last.replicas == 0 {
-            return None;
-        }
-        let current = i64::from(last.allocated);
-        let ready = i64::from(last.replicas);
-        let unready = i64::from(last.allocated.saturating_sub(last.replicas));
-        let target = self.config.target_utilization as f64;
-        let tol = self.config.tolerance;
-
-        let usage = last.demand.min(ready as f64 * cap);
-        let ratio = percent(usage, ready as f64 * cap) as f64 / target;
-
-        if !(unready > 0 && ratio > 1.0) {
-            if within_tolerance(ratio, tol) {
-                return Some(current);
-            }
-            return Some(ceil_i64(ratio * ready as f64));
-        }
-
-        let all = ready + unready;
-        let new_ratio = percent(usage, all as f64 * cap) as f64 / target;
-        if within_tolerance(new_ratio, tol) || new_ratio < 1.0 {
-            // Too small a change, or counting the starting pods flips the direction.
-            return Some(current);
-        }
-        let replicas = ceil_i64(new_ratio * all as f64);
-        if replicas < current {
-            return Some(current);
-        }
-        Some(replicas)
+        self.config.proposal(self.capacity, last)
     }
 }
 
-impl Controller for Hpa {
+impl<M: Metric> Controller for Autoscaler<M> {
     fn decide(&mut self, _k: usize, now_s: f64, seen: &[TickObservation]) -> u32 {
-        let Some(last) = seen.last().copied() else {
+        let Some(last) = seen.last() else {
             // Only reachable if called for tick 0, which keeps the initial count anyway.
-            return self.config.min_replicas;
+            return self.config.behavior().min_replicas;
         };
-        // The proposal is a pure function of the observation, so computing it up front even
-        // when the bounds skip it changes nothing.
-        let proposal = self.proposal(&last);
-        self.scale_loop
-            .reconcile(now_s, last.allocated, || proposal)
+        let Autoscaler {
+            config,
+            capacity,
+            scale_loop,
+        } = self;
+        scale_loop.reconcile(now_s, last.allocated, || config.proposal(*capacity, last))
     }
 }
 
@@ -590,12 +636,14 @@ pub(crate) fn ceil_i64(x: f64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const CAP: f64 = 100.0;
 
-    fn obs(demand: f64, ready: u32, allocated: u32) -> TickObservation {
+    /// An observation with `demand`, `ready` ready and `allocated` allocated replicas; the
+    /// fields no HPA reads are 0.
+    pub(crate) fn obs(demand: f64, ready: u32, allocated: u32) -> TickObservation {
         TickObservation {
             tick: 0,
             end_s: 0.0,
@@ -616,12 +664,13 @@ mod tests {
     fn the_default_config_is_valid_and_matches_backtest_md() {
         let c = HpaConfig::default();
         assert_eq!(c.validate(), Ok(()));
+        let b = &c.behavior;
         assert_eq!(
-            (c.target_utilization, c.tolerance, c.min_replicas),
+            (c.target_utilization, b.tolerance, b.min_replicas),
             (70, 0.1, 1)
         );
         assert_eq!(
-            (c.scale_up_stabilization_s, c.scale_down_stabilization_s),
+            (b.scale_up.stabilization_s, b.scale_down.stabilization_s),
             (0.0, 300.0)
         );
     }
@@ -630,16 +679,23 @@ mod tests {
     fn validation_names_every_bad_field() {
         let c = HpaConfig {
             target_utilization: 0,
-            tolerance: -0.1,
-            min_replicas: 5,
-            max_replicas: 3,
-            scale_up_policies: vec![ScalingPolicy {
-                kind: PolicyKind::Pods,
-                value: 0,
-                period_s: 0.0,
-            }],
-            scale_down_policies: vec![],
-            ..HpaConfig::default()
+            behavior: Behavior {
+                tolerance: -0.1,
+                min_replicas: 5,
+                max_replicas: 3,
+                scale_up: ScalingRules {
+                    policies: vec![ScalingPolicy {
+                        kind: PolicyKind::Pods,
+                        value: 0,
+                        period_s: 0.0,
+                    }],
+                    ..ScalingRules::default_scale_up()
+                },
+                scale_down: ScalingRules {
+                    policies: vec![],
+                    ..ScalingRules::default_scale_down()
+                },
+            },
         };
         let fields: Vec<String> = c
             .validate()

@@ -1,6 +1,6 @@
-//! KEDA as a backtest [`Controller`]: the HPA of [`crate::hpa`] (same [`ScaleLoop`]) on an
-//! External metric with an AverageValue target, which is how a KEDA ScaledObject drives the
-//! HPA between 1 and N replicas.
+//! KEDA as a backtest [`Controller`](crate::model::Controller): the HPA of [`crate::hpa`]
+//! (same [`ScaleLoop`](crate::hpa::ScaleLoop)) on an External metric with an AverageValue
+//! target, which is how a KEDA ScaledObject drives the HPA between 1 and N replicas.
 //!
 //! The metric is the demand `r_{k−1}`; the target is `target_fraction · capacity` per
 //! replica. As in `GetExternalPerPodMetricReplicas`, the proposal is `ceil(usage / target)`,
@@ -15,14 +15,12 @@
 //! one thousandth.) A target that truncates to 0 is taken as one thousandth, so the
 //! division stays defined.
 
-use crate::hpa::{
-    ConfigError, DEFAULT_TOLERANCE, ScaleLoop, ScalingPolicy, ScalingRules, SelectPolicy,
-    UNBOUNDED_REPLICAS, ceil_i64, within_tolerance,
-};
-use crate::model::{Controller, TickObservation};
+use crate::hpa::{Autoscaler, Behavior, ConfigError, Metric, ceil_i64, within_tolerance};
+use crate::model::TickObservation;
 
-/// The KEDA reference point of `BACKTEST.md`: target 70 % of capacity per replica, min 1,
-/// the HPA's default behavior. [`KedaConfig::default`] gives exactly that.
+/// The KEDA reference point of `BACKTEST.md`: target 70 % of capacity per replica and the
+/// HPA's default behavior (min 1; KEDA's activation to and from 0 is not modelled).
+/// [`KedaConfig::default`] gives exactly that.
 ///
 /// KEDA's own `maxReplicaCount` default (100) is not applied: the reference measures the
 /// scaling algorithm, and a cap would make it look under-provisioned for the wrong reason.
@@ -30,122 +28,41 @@ use crate::model::{Controller, TickObservation};
 pub struct KedaConfig {
     /// Target load per replica as a fraction of `capacity` (0.7).
     pub target_fraction: f64,
-    /// No change while the usage ratio is within `[1 − tolerance, 1 + tolerance]` (0.1).
-    pub tolerance: f64,
-    /// Minimum replicas (1; KEDA's activation to and from 0 is not modelled).
-    pub min_replicas: u32,
-    /// Maximum replicas ([`UNBOUNDED_REPLICAS`]).
-    pub max_replicas: u32,
-    /// Scale-up stabilization window in seconds (0).
-    pub scale_up_stabilization_s: f64,
-    /// Scale-down stabilization window in seconds (300).
-    pub scale_down_stabilization_s: f64,
-    /// Scale-up rate limits (Pods 4 / 15 s and Percent 100 / 15 s).
-    pub scale_up_policies: Vec<ScalingPolicy>,
-    /// How scale-up policies combine (Max).
-    pub scale_up_select: SelectPolicy,
-    /// Scale-down rate limits (Percent 100 / 15 s).
-    pub scale_down_policies: Vec<ScalingPolicy>,
-    /// How scale-down policies combine (Max).
-    pub scale_down_select: SelectPolicy,
+    /// Tolerance, bounds and rate limits ([`Behavior::default`]).
+    pub behavior: Behavior,
 }
 
 impl Default for KedaConfig {
     fn default() -> KedaConfig {
-        let up = ScalingRules::default_scale_up();
-        let down = ScalingRules::default_scale_down();
         KedaConfig {
             target_fraction: 0.7,
-            tolerance: DEFAULT_TOLERANCE,
-            min_replicas: 1,
-            max_replicas: UNBOUNDED_REPLICAS,
-            scale_up_stabilization_s: up.stabilization_s,
-            scale_down_stabilization_s: down.stabilization_s,
-            scale_up_policies: up.policies,
-            scale_up_select: up.select,
-            scale_down_policies: down.policies,
-            scale_down_select: down.select,
+            behavior: Behavior::default(),
         }
     }
 }
 
-impl KedaConfig {
-    /// Checks every field; returns all problems at once.
-    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
-        let mut problems = Vec::new();
-        if !(self.target_fraction.is_finite() && self.target_fraction > 0.0) {
-            problems.push(ConfigError::new(
-                "target_fraction",
-                "must be a finite number greater than 0",
-            ));
-        }
-        problems.extend(self.scale_loop_unchecked().problems(self.tolerance));
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+impl Metric for KedaConfig {
+    fn behavior(&self) -> &Behavior {
+        &self.behavior
     }
 
-    fn scale_loop_unchecked(&self) -> ScaleLoop {
-        ScaleLoop::new(
-            self.min_replicas,
-            self.max_replicas,
-            ScalingRules {
-                stabilization_s: self.scale_up_stabilization_s,
-                select: self.scale_up_select,
-                policies: self.scale_up_policies.clone(),
-            },
-            ScalingRules {
-                stabilization_s: self.scale_down_stabilization_s,
-                select: self.scale_down_select,
-                policies: self.scale_down_policies.clone(),
-            },
-        )
-    }
-}
-
-/// KEDA (the HPA on an External AverageValue metric of the demand), as a backtest controller.
-#[derive(Debug, Clone)]
-pub struct Keda {
-    config: KedaConfig,
-    capacity: f64,
-    scale_loop: ScaleLoop,
-}
-
-impl Keda {
-    /// KEDA with `config`, for replicas that each serve `capacity` load units per second.
-    pub fn new(config: KedaConfig, capacity: f64) -> Result<Keda, Vec<ConfigError>> {
-        config.validate()?;
-        Ok(Keda::build(config, capacity))
-    }
-
-    /// The reference KEDA of `BACKTEST.md`: [`KedaConfig::default`].
-    pub fn reference(capacity: f64) -> Keda {
-        // The default configuration is valid (checked by a test).
-        Keda::build(KedaConfig::default(), capacity)
-    }
-
-    fn build(config: KedaConfig, capacity: f64) -> Keda {
-        let scale_loop = config.scale_loop_unchecked();
-        Keda {
-            config,
-            capacity,
-            scale_loop,
-        }
+    fn target_problem(&self) -> Option<ConfigError> {
+        let valid = self.target_fraction.is_finite() && self.target_fraction > 0.0;
+        (!valid)
+            .then(|| ConfigError::new("target_fraction", "must be a finite number greater than 0"))
     }
 
     /// The replica calculator's proposal for the last observation (see the module
     /// documentation); `None` when the capacity makes the target meaningless.
-    pub fn proposal(&self, last: &TickObservation) -> Option<i64> {
-        let target = milli(self.config.target_fraction * self.capacity).max(1.0);
+    fn proposal(&self, capacity: f64, last: &TickObservation) -> Option<i64> {
+        let target = milli(self.target_fraction * capacity).max(1.0);
         if !target.is_finite() {
             return None;
         }
         let usage = milli(last.demand);
         let status = f64::from(last.allocated);
         let ratio = usage / (target * status);
-        if within_tolerance(ratio, self.config.tolerance) {
+        if within_tolerance(ratio, self.behavior.tolerance) {
             Some(i64::from(last.allocated))
         } else {
             Some(ceil_i64(usage / target))
@@ -153,17 +70,8 @@ impl Keda {
     }
 }
 
-impl Controller for Keda {
-    fn decide(&mut self, _k: usize, now_s: f64, seen: &[TickObservation]) -> u32 {
-        let Some(last) = seen.last().copied() else {
-            // Only reachable if called for tick 0, which keeps the initial count anyway.
-            return self.config.min_replicas;
-        };
-        let proposal = self.proposal(&last);
-        self.scale_loop
-            .reconcile(now_s, last.allocated, || proposal)
-    }
-}
+/// KEDA (the HPA on an External AverageValue metric of the demand), as a backtest controller.
+pub type Keda = Autoscaler<KedaConfig>;
 
 /// A quantity in whole thousandths, truncated like Go's `int64(v * 1000)` (NaN stays NaN).
 fn milli(x: f64) -> f64 {
@@ -173,21 +81,10 @@ fn milli(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hpa::tests::obs;
+    use crate::model::Controller;
 
     const CAP: f64 = 100.0; // target 70 per replica
-
-    fn obs(demand: f64, ready: u32, allocated: u32) -> TickObservation {
-        TickObservation {
-            tick: 0,
-            end_s: 0.0,
-            demand,
-            replicas: ready,
-            allocated,
-            load_per_replica: demand / f64::from(ready.max(1)),
-            utilization: 0.0,
-            backlog: 0.0,
-        }
-    }
 
     fn proposal(demand: f64, ready: u32, allocated: u32) -> Option<i64> {
         Keda::reference(CAP).proposal(&obs(demand, ready, allocated))

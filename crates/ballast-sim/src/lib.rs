@@ -15,6 +15,7 @@
 //! `from_path` and chart-writing conveniences touch files.
 
 pub mod chart;
+mod csv_input;
 pub mod grid;
 pub mod hpa;
 pub mod keda;
@@ -26,7 +27,7 @@ pub mod timeline;
 pub mod trace;
 
 pub use grid::{Grid, GridError, Scenario, ScenarioError};
-pub use hpa::{Hpa, HpaConfig};
+pub use hpa::{Autoscaler, Behavior, Hpa, HpaConfig, Metric};
 pub use keda::{Keda, KedaConfig};
 pub use model::{Controller, Run, Schedule, TickObservation, default_initial, simulate};
 pub use oracle::{oracle_desired, run_oracle};

@@ -1,5 +1,5 @@
 //! A Ballast policy as a backtest [`Controller`]: its metrics are bound to the simulated
-//! metrics of `BACKTEST.md`, and the core's [`decide`] runs at every tick on a virtual clock.
+//! metrics of `BACKTEST.md`, and the core's [`decide()`] runs at every tick on a virtual clock.
 
 use ballast_core::{
     Action, Decision, MetricObservation, Observations, Policy, PolicyState, decide,

@@ -4,7 +4,7 @@
 use crate::grid::{Grid, Scenario};
 use crate::hpa::Hpa;
 use crate::keda::Keda;
-use crate::model::{Run, default_initial, simulate};
+use crate::model::{Controller, Run, default_initial, simulate};
 use crate::oracle::run_oracle;
 
 /// One of the reference controllers.
@@ -40,24 +40,18 @@ pub fn run_reference(
     which: Reference,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Run {
+    let mut controller: Box<dyn Controller> = match which {
+        Reference::Oracle => return run_oracle(grid, scenario, progress),
+        Reference::Hpa => Box::new(Hpa::reference(scenario.capacity)),
+        Reference::Keda => Box::new(Keda::reference(scenario.capacity)),
+    };
     let initial = default_initial(grid, scenario);
-    match which {
-        Reference::Oracle => run_oracle(grid, scenario, progress),
-        Reference::Hpa => simulate(
-            grid,
-            scenario,
-            which.name(),
-            initial,
-            &mut Hpa::reference(scenario.capacity),
-            progress,
-        ),
-        Reference::Keda => simulate(
-            grid,
-            scenario,
-            which.name(),
-            initial,
-            &mut Keda::reference(scenario.capacity),
-            progress,
-        ),
-    }
+    simulate(
+        grid,
+        scenario,
+        which.name(),
+        initial,
+        controller.as_mut(),
+        progress,
+    )
 }

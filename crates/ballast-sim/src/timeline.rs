@@ -1,5 +1,7 @@
 //! The per-tick timeline of a backtest and the summary computed from it.
 
+use crate::csv_input::{self, CsvProblem};
+
 /// One tick of a backtest, exactly the columns of the timeline CSV
 /// (`timestamp_s,demand,required,desired,ready,allocated`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,41 +183,9 @@ pub enum TimelineError {
 /// Reads a timeline CSV written by [`write_csv`] (or by another implementation of the same
 /// format).
 pub fn read_csv(reader: impl std::io::Read) -> Result<Vec<TimelineRow>, TimelineError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(reader);
-    let csv_error = |source: csv::Error| TimelineError::Csv {
-        line: source.position().map_or(0, |p| p.line()),
-        source,
-    };
-    let mut records = csv.records();
-    match records.next() {
-        None => {
-            return Err(TimelineError::Header {
-                found: String::new(),
-            });
-        }
-        Some(Err(e)) => return Err(csv_error(e)),
-        Some(Ok(header)) => {
-            if header.iter().ne(COLUMNS.iter().copied()) {
-                let found = header.iter().collect::<Vec<_>>().join(",");
-                return Err(TimelineError::Header { found });
-            }
-        }
-    }
-
     let mut rows = Vec::new();
-    for record in records {
-        let record = record.map_err(csv_error)?;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != COLUMNS.len() {
-            return Err(TimelineError::FieldCount {
-                line,
-                found: record.len(),
-            });
-        }
+    for row in csv_input::rows(reader, &COLUMNS)? {
+        let (line, record) = row?;
         let decimal = |i: usize| -> Result<f64, TimelineError> {
             record[i]
                 .parse::<f64>()
@@ -238,6 +208,16 @@ pub fn read_csv(reader: impl std::io::Read) -> Result<Vec<TimelineRow>, Timeline
         });
     }
     Ok(rows)
+}
+
+impl From<CsvProblem> for TimelineError {
+    fn from(problem: CsvProblem) -> TimelineError {
+        match problem {
+            CsvProblem::Csv { line, source } => TimelineError::Csv { line, source },
+            CsvProblem::Header { found } => TimelineError::Header { found },
+            CsvProblem::FieldCount { line, found } => TimelineError::FieldCount { line, found },
+        }
+    }
 }
 
 fn bad_field(line: u64, column: &'static str, kind: &'static str, text: &str) -> TimelineError {

@@ -3,6 +3,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::csv_input::{self, CsvProblem};
+
 /// The only header a trace file may have.
 const HEADER: [&str; 2] = ["timestamp_s", "value"];
 
@@ -108,38 +110,9 @@ impl Trace {
     /// Reads a trace CSV (header `timestamp_s,value`) from any reader. Whitespace around fields
     /// is ignored; a UTF-8 byte-order mark is accepted.
     pub fn from_reader(reader: impl Read) -> Result<Trace, TraceError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(reader);
-        let mut records = csv.records();
-
-        match records.next() {
-            None => {
-                return Err(TraceError::Header {
-                    found: String::new(),
-                });
-            }
-            Some(Err(e)) => return Err(csv_error(e)),
-            Some(Ok(header)) => {
-                if header.iter().ne(HEADER.iter().copied()) {
-                    let found = header.iter().collect::<Vec<_>>().join(",");
-                    return Err(TraceError::Header { found });
-                }
-            }
-        }
-
         let mut builder = Builder::default();
-        for record in records {
-            let record = record.map_err(csv_error)?;
-            let line = record.position().map_or(0, |p| p.line());
-            if record.len() != 2 {
-                return Err(TraceError::FieldCount {
-                    line,
-                    found: record.len(),
-                });
-            }
+        for row in csv_input::rows(reader, &HEADER)? {
+            let (line, record) = row?;
             let timestamp = parse_field(line, "timestamp_s", &record[0])?;
             let value = parse_field(line, "value", &record[1])?;
             builder.push(line, timestamp, value)?;
@@ -273,9 +246,14 @@ fn check_finite(line: u64, column: &'static str, number: f64) -> Result<(), Trac
     }
 }
 
-fn csv_error(source: csv::Error) -> TraceError {
-    let line = source.position().map_or(0, |p| p.line());
-    TraceError::Csv { line, source }
+impl From<CsvProblem> for TraceError {
+    fn from(problem: CsvProblem) -> TraceError {
+        match problem {
+            CsvProblem::Csv { line, source } => TraceError::Csv { line, source },
+            CsvProblem::Header { found } => TraceError::Header { found },
+            CsvProblem::FieldCount { line, found } => TraceError::FieldCount { line, found },
+        }
+    }
 }
 
 #[cfg(test)]

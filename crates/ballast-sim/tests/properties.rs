@@ -1,10 +1,7 @@
 //! Invariants of the backtest model on random traces and scenarios.
 
-use ballast_sim::hpa::Hpa;
-use ballast_sim::keda::Keda;
 use ballast_sim::{
-    Grid, Reference, Scenario, Schedule, Trace, default_initial, oracle_desired, run_reference,
-    simulate,
+    Grid, Reference, Scenario, Schedule, Trace, oracle_desired, run_reference, simulate,
 };
 use proptest::prelude::*;
 
@@ -159,14 +156,11 @@ proptest! {
         let Ok(grid) = Grid::new(&trace, &scenario) else { return Ok(()) };
         let k = ((grid.len() - 1) as f64 * cut) as usize;
         let short = grid.truncated(k + 1);
-        let initial = default_initial(&grid, &scenario);
-        let cap = scenario.capacity;
-        let full = simulate(&grid, &scenario, "hpa", initial, &mut Hpa::reference(cap), &mut |_, _| {});
-        let part = simulate(&short, &scenario, "hpa", initial, &mut Hpa::reference(cap), &mut |_, _| {});
-        prop_assert_eq!(&part.rows[..], &full.rows[..=k]);
-        let full = simulate(&grid, &scenario, "keda", initial, &mut Keda::reference(cap), &mut |_, _| {});
-        let part = simulate(&short, &scenario, "keda", initial, &mut Keda::reference(cap), &mut |_, _| {});
-        prop_assert_eq!(&part.rows[..], &full.rows[..=k]);
+        for which in [Reference::Hpa, Reference::Keda] {
+            let full = run_reference(&grid, &scenario, which, &mut |_, _| {});
+            let part = run_reference(&short, &scenario, which, &mut |_, _| {});
+            prop_assert_eq!(&part.rows[..], &full.rows[..=k], "{:?}", which);
+        }
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! context.
 
 use ballast_sim::{
-    Grid, Reference, Run, Scenario, Trace, read_csv, run_reference, simulate, summarize, write_csv,
+    Grid, Reference, Run, Scenario, Trace, read_csv, run_reference, summarize, write_csv,
 };
-use ballast_sim::{hpa::Hpa, keda::Keda};
 
 macro_rules! repo_trace {
     ($name:literal) => {
@@ -35,6 +34,12 @@ fn run_all(grid: &Grid, scenario: &Scenario) -> Vec<Run> {
         .iter()
         .map(|&r| run_reference(grid, scenario, r, &mut |_, _| {}))
         .collect()
+}
+
+/// [`figures`] of all references on the trace at `path`.
+fn figures_on(path: &str) -> String {
+    let (grid, scenario) = load(path);
+    figures(&run_all(&grid, &scenario))
 }
 
 fn figures(runs: &[Run]) -> String {
@@ -90,7 +95,6 @@ fn references_on_wikipedia_cost_what_backtest_md_leads_us_to_expect() {
 
 #[test]
 fn references_on_the_aws_elb_trace_match_their_snapshot() {
-    let (grid, scenario) = load(AWS_ELB);
     // A noisy trace with spikes: utilization saturates, so the HPA looks cheap only because
     // it leaves a third of the load unserved.
     expect_test::expect![[r#"
@@ -98,51 +102,47 @@ fn references_on_the_aws_elb_trace_match_their_snapshot() {
         hpa    cost 4177.45 ratio 1.020 θU 22.59 θO 141.31 τU 42.32 τO 52.01 υ 35.64 unserved 35.3607 actions 5128
         keda   cost 6380.78 ratio 1.559 θU 13.56 θO 225.11 τU 26.33 τO 69.27 υ 30.64 unserved 21.3839 actions 5151
     "#]]
-    .assert_eq(&figures(&run_all(&grid, &scenario)));
+    .assert_eq(&figures_on(AWS_ELB));
 }
 
 #[test]
 fn references_on_the_azure_trace_match_their_snapshot() {
-    let (grid, scenario) = load(AZURE);
     expect_test::expect![[r#"
         oracle cost 7584.53 ratio 1.000 θU 0.00 θO 0.00 τU 0.00 τO 0.00 υ 0.00 unserved 0.0000 actions 1141
         hpa    cost 10468.55 ratio 1.380 θU 0.00 θO 38.47 τU 0.00 τO 99.99 υ 2.78 unserved 0.0000 actions 74
         keda   cost 10516.57 ratio 1.387 θU 0.00 θO 39.08 τU 0.00 τO 99.99 υ 2.79 unserved 0.0000 actions 82
     "#]]
-    .assert_eq(&figures(&run_all(&grid, &scenario)));
+    .assert_eq(&figures_on(AZURE));
 }
 
 #[test]
 fn references_on_the_isp_trace_match_their_snapshot() {
-    let (grid, scenario) = load(ISP);
     expect_test::expect![[r#"
         oracle cost 17459.35 ratio 1.000 θU 0.00 θO 0.00 τU 0.00 τO 0.00 υ 0.00 unserved 0.0000 actions 3328
         hpa    cost 24115.48 ratio 1.381 θU 0.00 θO 37.74 τU 0.00 τO 99.95 υ 4.33 unserved 0.0001 actions 1138
         keda   cost 24277.80 ratio 1.391 θU 0.00 θO 38.65 τU 0.00 τO 99.97 υ 4.37 unserved 0.0000 actions 1195
     "#]]
-    .assert_eq(&figures(&run_all(&grid, &scenario)));
+    .assert_eq(&figures_on(ISP));
 }
 
 #[test]
 fn references_on_the_nasa_trace_match_their_snapshot() {
-    let (grid, scenario) = load(NASA);
     expect_test::expect![[r#"
         oracle cost 17628.27 ratio 1.000 θU 0.00 θO 18.66 τU 0.00 τO 37.01 υ 40.27 unserved 0.0000 actions 35806
         hpa    cost 26152.12 ratio 1.484 θU 1.10 θO 107.73 τU 4.58 τO 92.56 υ 76.05 unserved 1.2000 actions 16425
         keda   cost 26935.17 ratio 1.528 θU 0.82 θO 113.00 τU 3.81 τO 93.54 υ 75.19 unserved 0.8611 actions 19042
     "#]]
-    .assert_eq(&figures(&run_all(&grid, &scenario)));
+    .assert_eq(&figures_on(NASA));
 }
 
 #[test]
 fn references_on_the_worldcup_trace_match_their_snapshot() {
-    let (grid, scenario) = load(WORLDCUP);
     expect_test::expect![[r#"
         oracle cost 22572.15 ratio 1.000 θU 0.00 θO 2.61 τU 0.00 τO 11.23 υ 15.98 unserved 0.0000 actions 18126
         hpa    cost 31424.35 ratio 1.392 θU 0.06 θO 41.58 τU 0.13 τO 82.04 υ 31.93 unserved 0.0394 actions 4044
         keda   cost 31703.33 ratio 1.405 θU 0.05 θO 43.06 τU 0.10 τO 82.88 υ 32.05 unserved 0.0321 actions 4341
     "#]]
-    .assert_eq(&figures(&run_all(&grid, &scenario)));
+    .assert_eq(&figures_on(WORLDCUP));
 }
 
 #[test]
@@ -173,29 +173,12 @@ fn a_timeline_read_back_from_csv_gives_the_same_summary() {
 fn reference_autoscalers_never_look_ahead() {
     // Truncating the grid after tick k must not change desired_0..=k.
     let (grid, scenario) = load(WIKIPEDIA);
-    let full_hpa = run_reference(&grid, &scenario, Reference::Hpa, &mut |_, _| {});
-    let full_keda = run_reference(&grid, &scenario, Reference::Keda, &mut |_, _| {});
-    for k in [0, 1, 2, 59, 600, 9_999, 30_000] {
-        let short = grid.truncated(k + 1);
-        let initial = ballast_sim::default_initial(&short, &scenario);
-        let hpa = simulate(
-            &short,
-            &scenario,
-            "hpa",
-            initial,
-            &mut Hpa::reference(scenario.capacity),
-            &mut |_, _| {},
-        );
-        let keda = simulate(
-            &short,
-            &scenario,
-            "keda",
-            initial,
-            &mut Keda::reference(scenario.capacity),
-            &mut |_, _| {},
-        );
-        assert_eq!(hpa.rows[..], full_hpa.rows[..=k], "HPA up to tick {k}");
-        assert_eq!(keda.rows[..], full_keda.rows[..=k], "KEDA up to tick {k}");
+    for which in [Reference::Hpa, Reference::Keda] {
+        let full = run_reference(&grid, &scenario, which, &mut |_, _| {});
+        for k in [0, 1, 2, 59, 600, 9_999, 30_000] {
+            let short = run_reference(&grid.truncated(k + 1), &scenario, which, &mut |_, _| {});
+            assert_eq!(short.rows[..], full.rows[..=k], "{which:?} up to tick {k}");
+        }
     }
 }
 
