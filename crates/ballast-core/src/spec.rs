@@ -236,9 +236,7 @@ pub enum OnMetricErrorSpec {
 }
 
 /// `scale_to_zero`: a plain switch as in the specification, or a block.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(untagged)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum ScaleToZeroSpec {
     /// `true` or `false`.
     Switch(bool),
@@ -246,7 +244,6 @@ pub enum ScaleToZeroSpec {
     Block(ScaleToZeroBlock),
     /// Not written.
     #[default]
-    #[serde(skip)]
     Absent,
 }
 
@@ -282,6 +279,44 @@ impl Default for ScaleToZeroBlock {
             metric: None,
             activation_threshold: 0.0,
             idle: None,
+        }
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ScaleToZeroSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(utoipa::openapi::Ref::from_schema_name("ScaleToZeroBlock"))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some(
+                "`false`, `true`, or a block with the activation metric",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ScaleToZeroSpec {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("ScaleToZeroBlock".to_owned(), ScaleToZeroBlock::schema()));
+    }
+}
+
+impl Serialize for ScaleToZeroSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ScaleToZeroSpec::Switch(on) => serializer.serialize_bool(*on),
+            ScaleToZeroSpec::Block(block) => block.serialize(serializer),
+            ScaleToZeroSpec::Absent => serializer.serialize_none(),
         }
     }
 }

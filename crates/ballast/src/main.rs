@@ -1,6 +1,9 @@
 //! `ballast`: the autoscaler's one binary. Thin wiring; the work lives in the crates.
 
 mod backtest;
+mod config;
+mod serve;
+mod token;
 mod validate;
 
 use std::process::ExitCode;
@@ -21,6 +24,16 @@ enum Command {
     Validate(validate::Args),
     /// Replay a recorded load trace against policies and the reference autoscalers.
     Backtest(backtest::Args),
+    /// Run the engine and the REST API.
+    Serve(serve::Args),
+    /// Create, list and delete API tokens.
+    Token(token::Args),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> ExitCode {
@@ -28,6 +41,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Serve(args) => {
+            runtime().and_then(|rt| rt.block_on(serve::run(&args)).map(|()| ExitCode::SUCCESS))
+        }
+        Command::Token(args) => {
+            runtime().and_then(|rt| rt.block_on(token::run(&args)).map(|()| ExitCode::SUCCESS))
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,350 @@
+//! `/api/v1/scaling/policies`: create, list, read, update, delete, and dry-run evaluation.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use ballast_core::spec::parse_value;
+use ballast_core::{Decision, PolicySpec, Problem, validate};
+use ballast_store::PolicyRecord;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Admin, Caller, Operator, Viewer};
+use crate::error::{ApiError, ErrorBody};
+
+/// Fields the server owns: accepted in a body (so a policy read back can be sent again) and
+/// never taken as part of the policy.
+const READ_ONLY: &[&str] = &["id", "created_at", "updated_at", "created_by", "updated_by"];
+
+/// A stored policy: the policy's own fields, and the server's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyBody {
+    /// The policy's id.
+    pub id: Uuid,
+    /// Increases with every update; send it back (`If-Match` or `version`) to update.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who created it.
+    pub created_by: String,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// The policy as written.
+    #[serde(flatten)]
+    pub spec: PolicySpec,
+}
+
+impl From<PolicyRecord> for PolicyBody {
+    fn from(r: PolicyRecord) -> Self {
+        PolicyBody {
+            id: r.id,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            created_by: r.created_by,
+            updated_by: r.updated_by,
+            spec: r.spec,
+        }
+    }
+}
+
+/// Every policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyList {
+    /// By name.
+    pub policies: Vec<PolicyBody>,
+}
+
+/// A dry run's result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Evaluation {
+    /// The history entry that records it.
+    pub history_id: i64,
+    /// The decision, with every proposal and constraint and its reason.
+    pub decision: Decision,
+}
+
+/// Reads a policy body: 413 when too large, 400 when not JSON, 422 with every problem.
+/// Returns the policy and the `version` field, when the body carries one.
+fn read_policy(body: Result<Bytes, BytesRejection>) -> Result<(PolicySpec, Option<i64>), ApiError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("the body is too large: {}", e.body_text()))
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let mut version = None;
+    if let Some(object) = value.as_object_mut() {
+        for key in READ_ONLY {
+            object.remove(*key);
+        }
+        match object.remove("version") {
+            None => {}
+            Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => version = n.as_i64(),
+            Some(_) => {
+                return Err(ApiError::Invalid(vec![Problem::new(
+                    "version",
+                    "must be a whole number (the version the change is based on)",
+                )]));
+            }
+        }
+    }
+    let parsed = parse_value(&value);
+    let mut problems = parsed.problems;
+    let spec = match parsed.spec {
+        Some(spec) => {
+            if let Err(invalid) = validate(&spec) {
+                problems.extend(invalid.0);
+            }
+            spec
+        }
+        None => PolicySpec::default(),
+    };
+    if problems.is_empty() {
+        Ok((spec, version))
+    } else {
+        Err(ApiError::Invalid(problems))
+    }
+}
+
+fn etag(version: i64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        headers.insert(header::ETAG, v);
+    }
+    headers
+}
+
+/// The version in `If-Match` (`"3"` or `3`), if any.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "If-Match must hold the policy's version, such as \"3\"; got `{text}`"
+        ))
+    })
+}
+
+fn policy_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no policy with id `{id}`")))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<PolicyRecord, ApiError> {
+    let uuid = policy_id(id)?;
+    state
+        .store()
+        .get_policy(uuid)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no policy with id `{id}`")))
+}
+
+/// Creates a policy.
+#[utoipa::path(
+    post,
+    path = "/api/v1/scaling/policies",
+    tag = "policies",
+    request_body(content = PolicySpec, description = "The policy, in the policy format"),
+    responses(
+        (status = 201, description = "Created", body = PolicyBody),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No token", body = ErrorBody),
+        (status = 403, description = "Needs the admin scope", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid policy, every problem listed", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, HeaderMap, Json<PolicyBody>), ApiError> {
+    let (spec, _) = read_policy(body)?;
+    let record = state.store().create_policy(&spec, &caller.actor()).await?;
+    let mut headers = etag(record.version);
+    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/scaling/policies/{}", record.id)) {
+        headers.insert(header::LOCATION, loc);
+    }
+    Ok((StatusCode::CREATED, headers, Json(record.into())))
+}
+
+/// Lists every policy, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scaling/policies",
+    tag = "policies",
+    responses(
+        (status = 200, description = "Every policy", body = PolicyList),
+        (status = 401, description = "No token", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller<Viewer>,
+) -> Result<Json<PolicyList>, ApiError> {
+    let policies = state.store().list_policies().await?;
+    Ok(Json(PolicyList {
+        policies: policies.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Reads one policy.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scaling/policies/{id}",
+    tag = "policies",
+    params(("id" = String, Path, description = "The policy's id")),
+    responses(
+        (status = 200, description = "The policy", body = PolicyBody),
+        (status = 401, description = "No token", body = ErrorBody),
+        (status = 404, description = "No such policy", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller<Viewer>,
+    Path(id): Path<String>,
+) -> Result<(HeaderMap, Json<PolicyBody>), ApiError> {
+    let record = find(&state, &id).await?;
+    Ok((etag(record.version), Json(record.into())))
+}
+
+/// Replaces a policy. The version it is based on goes in `If-Match` or in a `version`
+/// field; a stale one gets 409 and changes nothing.
+#[utoipa::path(
+    put,
+    path = "/api/v1/scaling/policies/{id}",
+    tag = "policies",
+    params(
+        ("id" = String, Path, description = "The policy's id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, such as \"3\""),
+    ),
+    request_body(content = PolicySpec, description = "The whole policy, in the policy format"),
+    responses(
+        (status = 200, description = "Updated", body = PolicyBody),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No token", body = ErrorBody),
+        (status = 403, description = "Needs the admin scope", body = ErrorBody),
+        (status = 404, description = "No such policy", body = ErrorBody),
+        (status = 409, description = "Stale version, or the new name is taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid policy", body = ErrorBody),
+        (status = 428, description = "No version sent", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<PolicyBody>), ApiError> {
+    let uuid = policy_id(&id)?;
+    let header_version = if_match(&headers)?;
+    let (spec, body_version) = read_policy(body)?;
+    let version = header_version.or(body_version).ok_or_else(|| {
+        ApiError::PreconditionRequired(
+            "send the version the change is based on, in If-Match or a `version` field".to_owned(),
+        )
+    })?;
+    let record = state
+        .store()
+        .update_policy(uuid, &spec, version, &caller.actor())
+        .await
+        .map_err(|e| match e {
+            ballast_store::StoreError::NotFound => {
+                ApiError::NotFound(format!("no policy with id `{id}`"))
+            }
+            other => other.into(),
+        })?;
+    Ok((etag(record.version), Json(record.into())))
+}
+
+/// Deletes a policy; its history stays.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/scaling/policies/{id}",
+    tag = "policies",
+    params(
+        ("id" = String, Path, description = "The policy's id"),
+        ("If-Match" = Option<String>, Header, description = "Delete only if still at this version"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No token", body = ErrorBody),
+        (status = 403, description = "Needs the admin scope", body = ErrorBody),
+        (status = 404, description = "No such policy", body = ErrorBody),
+        (status = 409, description = "Stale version", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let uuid = policy_id(&id)?;
+    let version = if_match(&headers)?;
+    state
+        .store()
+        .delete_policy(uuid, version, &caller.actor())
+        .await
+        .map_err(|e| match e {
+            ballast_store::StoreError::NotFound => {
+                ApiError::NotFound(format!("no policy with id `{id}`"))
+            }
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A dry run now: live metrics are fetched, the decision is returned with every reason and
+/// recorded in history as a dry run. Nothing is carried out and no cooldown starts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/scaling/policies/{id}/evaluate",
+    tag = "policies",
+    params(("id" = String, Path, description = "The policy's id")),
+    responses(
+        (status = 200, description = "The decision", body = Evaluation),
+        (status = 401, description = "No token", body = ErrorBody),
+        (status = 403, description = "Needs the operator scope", body = ErrorBody),
+        (status = 404, description = "No such policy", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn evaluate(
+    State(state): State<AppState>,
+    caller: Caller<Operator>,
+    Path(id): Path<String>,
+) -> Result<Json<Evaluation>, ApiError> {
+    let record = find(&state, &id).await?;
+    let (decision, history_id) = state
+        .engine
+        .evaluate(&record, Utc::now(), &caller.actor())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(Evaluation {
+        history_id,
+        decision,
+    }))
+}

@@ -1,0 +1,547 @@
+//! The engine: every tick, evaluate the enabled policies that are due, with each distinct
+//! metric query fetched once and shared; record each decision before carrying it out, and
+//! its outcome after.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ballast_core::{
+    Action, Decision, MetricObservation, Observations, Policy, PolicyState, Timestamp, decide,
+    validate,
+};
+use ballast_sources::prometheus::PrometheusSource;
+use ballast_store::{Outcome, PolicyRecord, Store, StoreError};
+use chrono::TimeDelta;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::executor::Executor;
+use crate::telemetry::{ActionLabel, Telemetry};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The global evaluation interval; a policy's `evaluation_interval` overrides it.
+    pub interval: Duration,
+    /// How long one metric query may take.
+    pub query_timeout: Duration,
+    /// Metric queries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            interval: Duration::from_secs(30),
+            query_timeout: Duration::from_secs(10),
+            concurrency: 16,
+        }
+    }
+}
+
+/// Why an evaluation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored policy no longer validates (it was written by an older version).
+    #[error("policy `{name}` is invalid: {problems}")]
+    InvalidPolicy {
+        /// The policy.
+        name: String,
+        /// What is wrong.
+        problems: String,
+    },
+    /// The executor could not read the current count.
+    #[error("executor: {0}")]
+    Executor(#[from] crate::executor::ExecutorError),
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Policies evaluated.
+    pub evaluated: usize,
+    /// Decisions that changed a count (or would have, for dry runs).
+    pub actions: usize,
+    /// Distinct metric queries sent.
+    pub queries: usize,
+    /// Policies that could not be evaluated.
+    pub failures: usize,
+}
+
+/// A metric query as sent: instant, or a range to fill rule windows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Query {
+    Instant(String),
+    Range {
+        query: String,
+        lookback: TimeDelta,
+        step: TimeDelta,
+    },
+}
+
+struct Cached {
+    version: i64,
+    policy: Arc<Policy>,
+}
+
+/// The engine. Shared (behind an `Arc`) by the tick loop and the API's dry runs.
+pub struct Engine {
+    store: Store,
+    source: Option<PrometheusSource>,
+    executor: Executor,
+    telemetry: Arc<Telemetry>,
+    config: EngineConfig,
+    policies: Mutex<HashMap<Uuid, Cached>>,
+    states: Mutex<HashMap<Uuid, PolicyState>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, reading metrics from `source`.
+    pub fn new(
+        store: Store,
+        source: Option<PrometheusSource>,
+        executor: Executor,
+        telemetry: Arc<Telemetry>,
+        config: EngineConfig,
+    ) -> Engine {
+        Engine {
+            store,
+            source,
+            executor,
+            telemetry,
+            config,
+            policies: Mutex::new(HashMap::new()),
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The metric source, when one is configured.
+    pub fn source(&self) -> Option<&PrometheusSource> {
+        self.source.as_ref()
+    }
+
+    /// The telemetry.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Ticks every `interval` until `shutdown` is cancelled; a tick in flight finishes first.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.tick_every());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let report = self.tick(chrono::Utc::now()).await;
+            tracing::debug!(?report, "tick");
+        }
+        tracing::info!("engine stopped");
+    }
+
+    /// The loop's period: the shortest of the global interval and every per-policy interval
+    /// is not known up front, so the loop wakes at the global interval or every 5 s,
+    /// whichever is shorter, and evaluates only the policies that are due.
+    fn tick_every(&self) -> Duration {
+        self.config.interval.min(Duration::from_secs(5))
+    }
+
+    fn interval_of(&self, policy: &Policy) -> TimeDelta {
+        policy.evaluation_interval.unwrap_or_else(|| {
+            TimeDelta::from_std(self.config.interval).unwrap_or(TimeDelta::seconds(30))
+        })
+    }
+
+    /// The validated policy of a record, cached by version.
+    fn policy_of(&self, record: &PolicyRecord) -> Result<Arc<Policy>, EngineError> {
+        let mut cache = self
+            .policies
+            .lock()
+            .expect("no panic while holding the lock");
+        if let Some(c) = cache
+            .get(&record.id)
+            .filter(|c| c.version == record.version)
+        {
+            return Ok(c.policy.clone());
+        }
+        let policy = Arc::new(
+            validate(&record.spec).map_err(|e| EngineError::InvalidPolicy {
+                name: record.name.clone(),
+                problems: e.to_string(),
+            })?,
+        );
+        cache.insert(
+            record.id,
+            Cached {
+                version: record.version,
+                policy: policy.clone(),
+            },
+        );
+        Ok(policy)
+    }
+
+    async fn state_of(&self, id: Uuid) -> Result<PolicyState, EngineError> {
+        if let Some(s) = self
+            .states
+            .lock()
+            .expect("no panic while holding the lock")
+            .get(&id)
+        {
+            return Ok(s.clone());
+        }
+        let state = self.store.load_state(id).await?.unwrap_or_default();
+        Ok(state)
+    }
+
+    fn remember(&self, id: Uuid, state: PolicyState) {
+        self.states
+            .lock()
+            .expect("no panic while holding the lock")
+            .insert(id, state);
+    }
+
+    /// One tick at `now`: every enabled policy that is due is evaluated.
+    pub async fn tick(&self, now: Timestamp) -> TickReport {
+        let started = Instant::now();
+        let mut report = TickReport::default();
+        let records = match self.store.list_policies().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.telemetry.error("store");
+                tracing::error!(error = %e, "cannot list policies");
+                return report;
+            }
+        };
+        self.telemetry.policies.set(records.len() as i64);
+        self.forget_deleted(&records);
+
+        // Which policies are due, with their state.
+        let mut due = Vec::new();
+        let mut enabled = 0;
+        for record in &records {
+            let policy = match self.policy_of(record) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.telemetry.error("policy");
+                    tracing::warn!(error = %e, "skipping policy");
+                    report.failures += 1;
+                    continue;
+                }
+            };
+            if !policy.enabled {
+                continue;
+            }
+            enabled += 1;
+            let state = match self.state_of(record.id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.telemetry.error("store");
+                    tracing::error!(error = %e, policy = %record.name, "cannot load state");
+                    report.failures += 1;
+                    continue;
+                }
+            };
+            let interval = self.interval_of(&policy);
+            // A little slack, so a loop that wakes a hair early does not skip a turn.
+            let is_due = state
+                .last_evaluated
+                .is_none_or(|last| now - last >= interval - TimeDelta::milliseconds(500));
+            if is_due {
+                due.push((record, policy, state, interval));
+            }
+        }
+        self.telemetry.policies_enabled.set(enabled);
+
+        // Every distinct query once.
+        let plans: Vec<Vec<Query>> = due
+            .iter()
+            .map(|(_, policy, state, interval)| plan(policy, state, now, *interval))
+            .collect();
+        let distinct: HashSet<&Query> = plans.iter().flatten().collect();
+        report.queries = distinct.len();
+        let fetched = self
+            .fetch(distinct.into_iter().cloned().collect(), now)
+            .await;
+
+        for ((record, policy, mut state, _), plan) in due.into_iter().zip(plans) {
+            let metrics = plan
+                .iter()
+                .map(|q| {
+                    fetched
+                        .get(q)
+                        .cloned()
+                        .unwrap_or(MetricObservation::NotFetched)
+                })
+                .collect();
+            match self
+                .decide_and_act(record, &policy, &mut state, now, metrics, "engine")
+                .await
+            {
+                Ok(decision) => {
+                    report.evaluated += 1;
+                    if decision.action != Action::Hold {
+                        report.actions += 1;
+                    }
+                }
+                Err(e) => {
+                    report.failures += 1;
+                    tracing::error!(error = %e, policy = %record.name, "evaluation failed");
+                }
+            }
+        }
+        self.telemetry
+            .tick_duration
+            .observe(started.elapsed().as_secs_f64());
+        report
+    }
+
+    fn forget_deleted(&self, records: &[PolicyRecord]) {
+        let live: HashSet<Uuid> = records.iter().map(|r| r.id).collect();
+        self.policies
+            .lock()
+            .expect("no panic while holding the lock")
+            .retain(|id, _| live.contains(id));
+        self.states
+            .lock()
+            .expect("no panic while holding the lock")
+            .retain(|id, _| live.contains(id));
+    }
+
+    /// Runs the distinct queries concurrently, each with the query timeout.
+    async fn fetch(
+        &self,
+        queries: Vec<Query>,
+        now: Timestamp,
+    ) -> HashMap<Query, MetricObservation> {
+        let mut out = HashMap::with_capacity(queries.len());
+        let Some(source) = &self.source else {
+            for q in queries {
+                out.insert(
+                    q,
+                    MetricObservation::Failed("no Prometheus is configured".to_owned()),
+                );
+            }
+            return out;
+        };
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for q in queries {
+            let source = source.clone();
+            let permit = semaphore.clone();
+            self.telemetry.queries.inc();
+            tasks.spawn(async move {
+                let _permit = permit.acquire_owned().await;
+                let obs = match &q {
+                    Query::Instant(query) => source.instant(query, now).await,
+                    Query::Range {
+                        query,
+                        lookback,
+                        step,
+                    } => {
+                        source
+                            .range(
+                                query,
+                                now - *lookback,
+                                now,
+                                step.to_std().unwrap_or(Duration::from_secs(30)),
+                            )
+                            .await
+                    }
+                };
+                (q, obs)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((q, obs)) => {
+                    if matches!(obs, MetricObservation::Failed(_)) {
+                        self.telemetry.error("query");
+                    }
+                    out.insert(q, obs);
+                }
+                Err(e) => {
+                    self.telemetry.error("query");
+                    tracing::error!(error = %e, "a query task failed");
+                }
+            }
+        }
+        out
+    }
+
+    async fn observe(
+        &self,
+        record: &PolicyRecord,
+        policy: &Policy,
+        state: &PolicyState,
+        metrics: Vec<MetricObservation>,
+    ) -> Result<Observations, EngineError> {
+        let last_known = state.desired.unwrap_or(policy.min_replicas);
+        let current = self.executor.current(record.id, last_known).await?;
+        Ok(Observations {
+            current,
+            ready: None,
+            metrics,
+            price_per_replica_hour: None,
+        })
+    }
+
+    async fn decide_and_act(
+        &self,
+        record: &PolicyRecord,
+        policy: &Policy,
+        state: &mut PolicyState,
+        now: Timestamp,
+        metrics: Vec<MetricObservation>,
+        actor: &str,
+    ) -> Result<Decision, EngineError> {
+        let obs = match self.observe(record, policy, state, metrics).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.telemetry.error("executor");
+                return Err(e);
+            }
+        };
+        let decision = decide(policy, state, now, &obs);
+        self.count(&decision);
+        if decision.action == Action::Hold {
+            // Holds are not actions: only the state (rule windows, last evaluation) is kept.
+            self.store
+                .save_state(record.id, state)
+                .await
+                .inspect_err(|_| {
+                    self.telemetry.error("store");
+                })?;
+            self.remember(record.id, state.clone());
+            return Ok(decision);
+        }
+        // Recorded before it is carried out, with the state, in one transaction.
+        let id = self
+            .store
+            .record_decision(record.id, &decision, actor, Some(state))
+            .await
+            .inspect_err(|_| self.telemetry.error("store"))?;
+        self.remember(record.id, state.clone());
+        let (outcome, detail) = if decision.dry_run {
+            (Outcome::DryRun, "dry run: not carried out".to_owned())
+        } else {
+            match self
+                .executor
+                .scale(record.id, &record.name, decision.desired)
+                .await
+            {
+                Ok(()) => (
+                    Outcome::Succeeded,
+                    format!("scaled to {}", decision.desired),
+                ),
+                Err(e) => {
+                    self.telemetry.error("executor");
+                    (Outcome::Failed, e.to_string())
+                }
+            }
+        };
+        self.store
+            .record_outcome(id, outcome, &detail)
+            .await
+            .inspect_err(|_| self.telemetry.error("store"))?;
+        Ok(decision)
+    }
+
+    fn count(&self, decision: &Decision) {
+        self.telemetry.evaluations.inc();
+        self.telemetry
+            .decisions
+            .get_or_create(&ActionLabel {
+                action: decision.action.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// A dry run of one policy now, on live metrics: the decision with every reason,
+    /// recorded in history as a dry run. The policy's saved state is not changed, so a dry
+    /// run never starts a cooldown or moves a rule window.
+    pub async fn evaluate(
+        &self,
+        record: &PolicyRecord,
+        now: Timestamp,
+        actor: &str,
+    ) -> Result<(Decision, i64), EngineError> {
+        let policy = self.policy_of(record)?;
+        let mut state = self.state_of(record.id).await?;
+        let plan = plan(&policy, &state, now, self.interval_of(&policy));
+        let fetched = self.fetch(plan.clone(), now).await;
+        let metrics = plan
+            .iter()
+            .map(|q| {
+                fetched
+                    .get(q)
+                    .cloned()
+                    .unwrap_or(MetricObservation::NotFetched)
+            })
+            .collect();
+        let obs = self.observe(record, &policy, &state, metrics).await?;
+        let mut decision = decide(&policy, &mut state, now, &obs);
+        decision.dry_run = true;
+        let id = self
+            .store
+            .record_decision(record.id, &decision, actor, None)
+            .await?;
+        self.store
+            .record_outcome(id, Outcome::DryRun, "evaluated on request: not carried out")
+            .await?;
+        Ok((decision, id))
+    }
+}
+
+/// The query for each metric of a policy: instant, or a range when a rule with a duration
+/// reads the metric and its window has no recent sample (after a restart, or for a new
+/// policy), so the rule does not have to wait its whole duration again.
+fn plan(policy: &Policy, state: &PolicyState, now: Timestamp, interval: TimeDelta) -> Vec<Query> {
+    policy
+        .metrics
+        .iter()
+        .enumerate()
+        .map(|(i, metric)| {
+            let rules: Vec<_> = policy
+                .scale_up_rules
+                .iter()
+                .chain(&policy.scale_down_rules)
+                .filter(|r| r.metric == i && r.duration > TimeDelta::zero())
+                .collect();
+            let longest = rules.iter().map(|r| r.duration).max();
+            let stale_window = rules.iter().any(|r| {
+                state
+                    .rules
+                    .iter()
+                    .find(|w| w.key == r.key)
+                    .and_then(|w| w.last_sample)
+                    .is_none_or(|last| now - last > interval * 2)
+            });
+            match longest {
+                Some(longest) if stale_window => Query::Range {
+                    query: metric.query.clone(),
+                    lookback: longest + interval,
+                    step: interval.max(TimeDelta::seconds(1)),
+                },
+                _ => Query::Instant(metric.query.clone()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! Ballast's runtime: the one async driver. It reads the clock, ticks, fetches metrics once
+//! per tick, asks the core for decisions, records them, and has executors carry them out.
+
+pub mod engine;
+pub mod executor;
+pub mod telemetry;
+
+pub use engine::{Engine, EngineConfig, EngineError, TickReport};
+pub use executor::{Executor, ExecutorError};
+pub use telemetry::Telemetry;
