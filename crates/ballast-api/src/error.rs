@@ -1,6 +1,8 @@
 //! The API's one error type and how each maps to a status code and a body that names the
 //! problem. Internal errors are opaque to the client; their detail goes to the log.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ballast_core::Problem;
@@ -138,4 +140,15 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A request body, or 413 when it is too large and 400 when it cannot be read.
+pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("the body is too large: {}", e.body_text()))
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
 }

@@ -74,13 +74,7 @@ pub struct Evaluation {
 /// Reads a policy body: 413 when too large, 400 when not JSON, 422 with every problem.
 /// Returns the policy and the `version` field, when the body carries one.
 fn read_policy(body: Result<Bytes, BytesRejection>) -> Result<(PolicySpec, Option<i64>), ApiError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!("the body is too large: {}", e.body_text()))
-        } else {
-            ApiError::BadRequest(e.body_text())
-        }
-    })?;
+    let bytes = crate::error::body(body)?;
     let mut value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     let mut version = None;
@@ -137,6 +131,16 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
             "If-Match must hold the policy's version, such as \"3\"; got `{text}`"
         ))
     })
+}
+
+/// A store error, with "not found" naming the policy asked for.
+fn missing_policy(e: ballast_store::StoreError, id: &str) -> ApiError {
+    match e {
+        ballast_store::StoreError::NotFound => {
+            ApiError::NotFound(format!("no policy with id `{id}`"))
+        }
+        other => other.into(),
+    }
 }
 
 fn policy_id(id: &str) -> Result<Uuid, ApiError> {
@@ -269,12 +273,7 @@ pub async fn update(
         .store()
         .update_policy(uuid, &spec, version, &caller.actor())
         .await
-        .map_err(|e| match e {
-            ballast_store::StoreError::NotFound => {
-                ApiError::NotFound(format!("no policy with id `{id}`"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| missing_policy(e, &id))?;
     Ok((etag(record.version), Json(record.into())))
 }
 
@@ -308,12 +307,7 @@ pub async fn delete(
         .store()
         .delete_policy(uuid, version, &caller.actor())
         .await
-        .map_err(|e| match e {
-            ballast_store::StoreError::NotFound => {
-                ApiError::NotFound(format!("no policy with id `{id}`"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| missing_policy(e, &id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

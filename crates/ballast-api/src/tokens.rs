@@ -107,13 +107,7 @@ pub async fn create(
     caller: Caller<Admin>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(e.body_text())
-        } else {
-            ApiError::BadRequest(e.body_text())
-        }
-    })?;
+    let bytes = crate::error::body(body)?;
     let new: NewToken = serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_data() {
             ApiError::Invalid(vec![ballast_core::Problem::new("", e.to_string())])

@@ -282,15 +282,7 @@ impl Engine {
             .await;
 
         for ((record, policy, mut state, _), plan) in due.into_iter().zip(plans) {
-            let metrics = plan
-                .iter()
-                .map(|q| {
-                    fetched
-                        .get(q)
-                        .cloned()
-                        .unwrap_or(MetricObservation::NotFetched)
-                })
-                .collect();
+            let metrics = observations(&plan, &fetched);
             match self
                 .decide_and_act(record, &policy, &mut state, now, metrics, "engine")
                 .await
@@ -487,15 +479,7 @@ impl Engine {
         let mut state = self.state_of(record.id).await?;
         let plan = plan(&policy, &state, now, self.interval_of(&policy));
         let fetched = self.fetch(plan.clone(), now).await;
-        let metrics = plan
-            .iter()
-            .map(|q| {
-                fetched
-                    .get(q)
-                    .cloned()
-                    .unwrap_or(MetricObservation::NotFetched)
-            })
-            .collect();
+        let metrics = observations(&plan, &fetched);
         let obs = self.observe(record, &policy, &state, metrics).await?;
         let mut decision = decide(&policy, &mut state, now, &obs);
         decision.dry_run = true;
@@ -508,6 +492,21 @@ impl Engine {
             .await?;
         Ok((decision, id))
     }
+}
+
+/// What was fetched for each query of a plan, in the plan's order.
+fn observations(
+    plan: &[Query],
+    fetched: &HashMap<Query, MetricObservation>,
+) -> Vec<MetricObservation> {
+    plan.iter()
+        .map(|q| {
+            fetched
+                .get(q)
+                .cloned()
+                .unwrap_or(MetricObservation::NotFetched)
+        })
+        .collect()
 }
 
 /// The query for each metric of a policy: instant, or a range when a rule with a duration
