@@ -1,7 +1,10 @@
 //! `ballast`: the autoscaler's one binary. Thin wiring; the work lives in the crates.
 
 mod backtest;
+mod client;
 mod config;
+mod history;
+mod policy;
 mod serve;
 mod token;
 mod validate;
@@ -28,6 +31,10 @@ enum Command {
     Serve(serve::Args),
     /// Create, list and delete API tokens.
     Token(token::Args),
+    /// Apply, list, read, delete and evaluate policies on a running server.
+    Policy(policy::Args),
+    /// Show the server's audit log of decisions and changes.
+    History(history::Args),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -47,6 +54,8 @@ fn main() -> ExitCode {
         Command::Token(args) => {
             runtime().and_then(|rt| rt.block_on(token::run(&args)).map(|()| ExitCode::SUCCESS))
         }
+        Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy::run(&args))),
+        Command::History(args) => runtime().and_then(|rt| rt.block_on(history::run(&args))),
     };
     match result {
         Ok(code) => code,

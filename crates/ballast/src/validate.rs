@@ -23,7 +23,27 @@ struct Located {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let files = expand(&args.paths)?;
+    let (files, policies) = check_and_report(&args.paths)?;
+    match policies {
+        Some(policies) => {
+            println!(
+                "{} polic{} in {} file{}: OK",
+                policies.len(),
+                if policies.len() == 1 { "y" } else { "ies" },
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::from(1)),
+    }
+}
+
+/// Reads and validates the files named (and the policy files of the folders named), printing
+/// every problem as `ballast validate` does. Returns the files read, and the policies when
+/// there was no problem at all.
+pub fn check_and_report(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Option<Vec<Policy>>)> {
+    let files = expand(paths)?;
     let (policies, problems) = check_files(&files)?;
     for p in &problems {
         let path = if p.problem.path.is_empty() {
@@ -34,28 +54,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         println!("{}: {path}{}", p.file.display(), p.problem.message);
     }
     if problems.is_empty() {
-        println!(
-            "{} polic{} in {} file{}: OK",
-            policies.len(),
-            if policies.len() == 1 { "y" } else { "ies" },
-            files.len(),
-            if files.len() == 1 { "" } else { "s" }
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        let with_problems = problems
-            .iter()
-            .map(|p| &p.file)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        eprintln!(
-            "{} problem{} in {with_problems} file{}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            if with_problems == 1 { "" } else { "s" }
-        );
-        Ok(ExitCode::from(1))
+        return Ok((files, Some(policies)));
     }
+    let with_problems = problems
+        .iter()
+        .map(|p| &p.file)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    eprintln!(
+        "{} problem{} in {with_problems} file{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        if with_problems == 1 { "" } else { "s" }
+    );
+    Ok((files, None))
 }
 
 /// Files named, and the policy files inside folders named, in a stable order.
