@@ -2,7 +2,8 @@
 //! problem. Internal errors are opaque to the client; their detail goes to the log.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::Path;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ballast_core::Problem;
@@ -45,8 +46,8 @@ pub enum ApiError {
     /// Malformed request (not JSON, a bad query parameter).
     #[error("{0}")]
     BadRequest(String),
-    /// The policy is invalid.
-    #[error("the policy is invalid")]
+    /// The body is invalid (a policy, a token); every problem has its field path.
+    #[error("the request is invalid")]
     Invalid(Vec<Problem>),
     /// Nothing at that id.
     #[error("{0}")]
@@ -107,7 +108,7 @@ impl IntoResponse for ApiError {
                 "internal error; the server log has the detail".to_owned()
             }
             ApiError::Invalid(problems) => {
-                format!("the policy is invalid: {} problem(s)", problems.len())
+                format!("the request is invalid: {} problem(s)", problems.len())
             }
             other => other.to_string(),
         };
@@ -140,6 +141,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The id in a path, or 404 when it cannot be read (it is not UTF-8): it names nothing.
+pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::NotFound(format!("nothing has this id: {}", e.body_text())))
 }
 
 /// A request body, or 413 when it is too large and 400 when it cannot be read.

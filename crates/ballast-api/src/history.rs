@@ -2,6 +2,7 @@
 //! with cursor pagination.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use ballast_core::Decision;
 use ballast_store::{HistoryEntry, HistoryFilter, HistoryKind};
@@ -20,19 +21,28 @@ use crate::error::{ApiError, ErrorBody};
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// Only this policy (its id).
+    #[param(format = Uuid)]
     pub policy_id: Option<String>,
     /// From this time (RFC 3339), inclusive.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Until this time (RFC 3339), exclusive.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// `scale_up`, `scale_down` or `hold`.
+    #[param(value_type = Option<ballast_core::Action>)]
     pub action: Option<String>,
     /// `decision`, `policy_created`, `policy_updated`, `policy_deleted`, `token_created`,
     /// `token_deleted`.
+    #[param(
+        pattern = "^(decision|policy_created|policy_updated|policy_deleted|token_created|token_deleted)$"
+    )]
     pub kind: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// Entries per page, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
@@ -133,8 +143,9 @@ fn time(name: &str, value: &Option<String>) -> Result<Option<DateTime<Utc>>, Api
 pub async fn history(
     State(state): State<AppState>,
     _caller: Caller<Viewer>,
-    Query(p): Query<HistoryParams>,
+    query: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<HistoryPage>, ApiError> {
+    let Query(p) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let policy_id = p
         .policy_id
         .as_deref()

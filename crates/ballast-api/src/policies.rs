@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use ballast_core::spec::parse_value;
@@ -73,7 +73,10 @@ pub struct Evaluation {
 
 /// Reads a policy body: 413 when too large, 400 when not JSON, 422 with every problem.
 /// Returns the policy and the `version` field, when the body carries one.
-fn read_policy(body: Result<Bytes, BytesRejection>) -> Result<(PolicySpec, Option<i64>), ApiError> {
+fn read_policy(
+    body: Result<Bytes, BytesRejection>,
+    targets: &dyn ballast_runtime::ExecutorFactory,
+) -> Result<(PolicySpec, Option<i64>), ApiError> {
     let bytes = crate::error::body(body)?;
     let mut value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
@@ -100,6 +103,13 @@ fn read_policy(body: Result<Bytes, BytesRejection>) -> Result<(PolicySpec, Optio
             if let Err(invalid) = validate(&spec) {
                 problems.extend(invalid.0);
             }
+            // The executor's own fields, which only the executor knows.
+            problems.extend(
+                targets
+                    .check(spec.target.as_ref())
+                    .into_iter()
+                    .map(|p| Problem::new(p.path, p.reason)),
+            );
             spec
         }
         None => PolicySpec::default(),
@@ -178,7 +188,7 @@ pub async fn create(
     caller: Caller<Admin>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<PolicyBody>), ApiError> {
-    let (spec, _) = read_policy(body)?;
+    let (spec, _) = read_policy(body, state.engine.factory().as_ref())?;
     let record = state.store().create_policy(&spec, &caller.actor()).await?;
     let mut headers = etag(record.version);
     if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/scaling/policies/{}", record.id)) {
@@ -213,7 +223,7 @@ pub async fn list(
     get,
     path = "/api/v1/scaling/policies/{id}",
     tag = "policies",
-    params(("id" = String, Path, description = "The policy's id")),
+    params(("id" = String, Path, format = Uuid, description = "The policy's id")),
     responses(
         (status = 200, description = "The policy", body = PolicyBody),
         (status = 401, description = "No token", body = ErrorBody),
@@ -224,8 +234,9 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller<Viewer>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<(HeaderMap, Json<PolicyBody>), ApiError> {
+    let id = crate::error::path_id(id)?;
     let record = find(&state, &id).await?;
     Ok((etag(record.version), Json(record.into())))
 }
@@ -237,8 +248,10 @@ pub async fn get(
     path = "/api/v1/scaling/policies/{id}",
     tag = "policies",
     params(
-        ("id" = String, Path, description = "The policy's id"),
-        ("If-Match" = Option<String>, Header, description = "The version the change is based on, such as \"3\""),
+        ("id" = String, Path, format = Uuid, description = "The policy's id"),
+        ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
+            description = "The version the change is based on, such as \"3\""),
     ),
     request_body(content = PolicySpec, description = "The whole policy, in the policy format"),
     responses(
@@ -257,13 +270,14 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller<Admin>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<PolicyBody>), ApiError> {
+    let id = crate::error::path_id(id)?;
     let uuid = policy_id(&id)?;
     let header_version = if_match(&headers)?;
-    let (spec, body_version) = read_policy(body)?;
+    let (spec, body_version) = read_policy(body, state.engine.factory().as_ref())?;
     let version = header_version.or(body_version).ok_or_else(|| {
         ApiError::PreconditionRequired(
             "send the version the change is based on, in If-Match or a `version` field".to_owned(),
@@ -283,11 +297,14 @@ pub async fn update(
     path = "/api/v1/scaling/policies/{id}",
     tag = "policies",
     params(
-        ("id" = String, Path, description = "The policy's id"),
-        ("If-Match" = Option<String>, Header, description = "Delete only if still at this version"),
+        ("id" = String, Path, format = Uuid, description = "The policy's id"),
+        ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
+            description = "Delete only if still at this version, such as \"3\""),
     ),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "If-Match holds no version", body = ErrorBody),
         (status = 401, description = "No token", body = ErrorBody),
         (status = 403, description = "Needs the admin scope", body = ErrorBody),
         (status = 404, description = "No such policy", body = ErrorBody),
@@ -298,9 +315,10 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller<Admin>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    let id = crate::error::path_id(id)?;
     let uuid = policy_id(&id)?;
     let version = if_match(&headers)?;
     state
@@ -317,7 +335,7 @@ pub async fn delete(
     post,
     path = "/api/v1/scaling/policies/{id}/evaluate",
     tag = "policies",
-    params(("id" = String, Path, description = "The policy's id")),
+    params(("id" = String, Path, format = Uuid, description = "The policy's id")),
     responses(
         (status = 200, description = "The decision", body = Evaluation),
         (status = 401, description = "No token", body = ErrorBody),
@@ -329,8 +347,9 @@ pub async fn delete(
 pub async fn evaluate(
     State(state): State<AppState>,
     caller: Caller<Operator>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Evaluation>, ApiError> {
+    let id = crate::error::path_id(id)?;
     let record = find(&state, &id).await?;
     let (decision, history_id) = state
         .engine

@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use ballast_core::Problem;
 use ballast_store::{Scope, TokenRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,10 @@ use crate::error::{ApiError, ErrorBody};
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// A unique name, recorded in history as the actor.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,63}$")]
     pub name: String,
     /// `viewer`, `operator` or `admin`.
+    #[schema(pattern = "^(viewer|operator|admin)$")]
     pub scope: String,
 }
 
@@ -71,19 +74,28 @@ pub struct TokenList {
 
 /// Checks a token's name and scope.
 pub fn check_new_token(name: &str, scope: &str) -> Result<Scope, String> {
+    token_problem(name, scope).map_err(|p| p.message)
+}
+
+/// Checks a token's name and scope; the problem names its field.
+fn token_problem(name: &str, scope: &str) -> Result<Scope, Problem> {
     if name.is_empty()
         || name.len() > 63
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(format!(
-            "`name` must be 1 to 63 letters, digits, `-`, `_` or `.`; got `{name}`"
+        return Err(Problem::new(
+            "name",
+            format!("`name` must be 1 to 63 letters, digits, `-`, `_` or `.`; got `{name}`"),
         ));
     }
-    scope
-        .parse::<Scope>()
-        .map_err(|_| format!("`scope` must be viewer, operator or admin; got `{scope}`"))
+    scope.parse::<Scope>().map_err(|_| {
+        Problem::new(
+            "scope",
+            format!("`scope` must be viewer, operator or admin; got `{scope}`"),
+        )
+    })
 }
 
 /// Creates a token.
@@ -98,6 +110,7 @@ pub fn check_new_token(name: &str, scope: &str) -> Result<Scope, String> {
         (status = 401, description = "No token", body = ErrorBody),
         (status = 403, description = "Needs the admin scope", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Bad name or scope", body = ErrorBody),
     ),
     security(("token" = []))
@@ -108,15 +121,18 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let bytes = crate::error::body(body)?;
-    let new: NewToken = serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::Invalid(vec![ballast_core::Problem::new("", e.to_string())])
-        } else {
-            ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
-        }
-    })?;
-    let scope = check_new_token(&new.name, &new.scope)
-        .map_err(|m| ApiError::Invalid(vec![ballast_core::Problem::new("", m)]))?;
+    let new: NewToken =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+            .map_err(|e| {
+                if e.inner().is_data() {
+                    let path = e.path().to_string();
+                    let path = if path == "." { String::new() } else { path };
+                    ApiError::Invalid(vec![Problem::new(path, e.inner().to_string())])
+                } else {
+                    ApiError::BadRequest(format!("the body is not valid JSON: {}", e.inner()))
+                }
+            })?;
+    let scope = token_problem(&new.name, &new.scope).map_err(|p| ApiError::Invalid(vec![p]))?;
     let (token, hash) = new_token();
     let record = state
         .store()
@@ -170,8 +186,9 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller<Admin>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let id = crate::error::path_id(id)?;
     let uuid =
         Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(format!("no token with id `{id}`")))?;
     state.store().delete_token(uuid, &caller.actor()).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use ballast_api::{AppState, router, router_and_doc};
-use ballast_runtime::{Engine, EngineConfig, Executor, Telemetry};
+use ballast_runtime::{Engine, EngineConfig, Targets, Telemetry};
 use ballast_store::{Scope, Store};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -41,7 +41,7 @@ async fn api() -> Api {
     let engine = Arc::new(Engine::new(
         store,
         None,
-        Executor::log(),
+        std::sync::Arc::new(Targets::default()),
         Arc::new(Telemetry::new()),
         EngineConfig::default(),
     ));
@@ -331,7 +331,7 @@ async fn every_route_in_the_openapi_document_is_served() {
         engine: Arc::new(Engine::new(
             Store::connect("sqlite::memory:").await.unwrap(),
             None,
-            Executor::log(),
+            std::sync::Arc::new(Targets::default()),
             Arc::new(Telemetry::new()),
             EngineConfig::default(),
         )),

@@ -90,6 +90,13 @@ pub trait Executor: Send + Sync + Debug {
     /// Brings the target to `to` and returns the count reached. Asking for the current
     /// count changes nothing.
     async fn scale(&self, to: u32) -> Result<u32, ExecutorError>;
+
+    /// The policy no longer drives this target (it was deleted or given another target).
+    /// Executors that own what they run (a process pool) stop it; the others leave the
+    /// target as it is, which is the default.
+    async fn release(&self) -> Result<(), ExecutorError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -103,6 +110,9 @@ impl<E: Executor + ?Sized> Executor for std::sync::Arc<E> {
     async fn scale(&self, to: u32) -> Result<u32, ExecutorError> {
         (**self).scale(to).await
     }
+    async fn release(&self) -> Result<(), ExecutorError> {
+        (**self).release().await
+    }
 }
 
 #[async_trait]
@@ -115,6 +125,9 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     }
     async fn scale(&self, to: u32) -> Result<u32, ExecutorError> {
         (**self).scale(to).await
+    }
+    async fn release(&self) -> Result<(), ExecutorError> {
+        (**self).release().await
     }
 }
 
@@ -149,6 +162,12 @@ impl<E: Executor> Serialized<E> {
         }
     }
 
+    /// The wrapped executor, for reads that need not wait for an action in flight (a dry
+    /// run's current count).
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
     /// Whether an action is in flight now.
     pub fn busy(&self) -> bool {
         self.lock.try_lock().is_err()
@@ -167,6 +186,10 @@ impl<E: Executor> Executor for Serialized<E> {
     async fn scale(&self, to: u32) -> Result<u32, ExecutorError> {
         let _one = self.lock.lock().await;
         self.inner.scale(to).await
+    }
+    async fn release(&self) -> Result<(), ExecutorError> {
+        let _one = self.lock.lock().await;
+        self.inner.release().await
     }
 }
 

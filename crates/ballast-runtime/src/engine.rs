@@ -16,7 +16,10 @@ use chrono::TimeDelta;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::executor::Executor;
+use ballast_executor::{Executor, ExecutorError, Serialized};
+use tokio_util::task::TaskTracker;
+
+use crate::targets::{ExecutorFactory, TargetBlock};
 use crate::telemetry::{ActionLabel, Telemetry};
 
 /// How the engine runs.
@@ -28,6 +31,12 @@ pub struct EngineConfig {
     pub query_timeout: Duration,
     /// Metric queries in flight at once.
     pub concurrency: usize,
+    /// Attempts of an action whose executor reports a transient error.
+    pub attempts: u32,
+    /// The wait before the first retry; each retry doubles it.
+    pub retry_backoff: Duration,
+    /// How long shutdown waits for actions in flight.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +45,9 @@ impl Default for EngineConfig {
             interval: Duration::from_secs(30),
             query_timeout: Duration::from_secs(10),
             concurrency: 16,
+            attempts: 4,
+            retry_backoff: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -54,9 +66,9 @@ pub enum EngineError {
         /// What is wrong.
         problems: String,
     },
-    /// The executor could not read the current count.
+    /// The executor could not be built or could not read the current count.
     #[error("executor: {0}")]
-    Executor(#[from] crate::executor::ExecutorError),
+    Executor(#[from] ExecutorError),
 }
 
 /// What one tick did.
@@ -70,6 +82,8 @@ pub struct TickReport {
     pub queries: usize,
     /// Policies that could not be evaluated.
     pub failures: usize,
+    /// Policies skipped because an action on their target is still in flight.
+    pub busy: usize,
 }
 
 /// A metric query as sent: instant, or a range to fill rule windows.
@@ -88,15 +102,36 @@ struct Cached {
     policy: Arc<Policy>,
 }
 
+/// A policy's executor, kept while its `target` block stays the same.
+type Bound = Arc<Serialized<Box<dyn Executor>>>;
+
+struct BoundExecutor {
+    name: String,
+    target: Option<TargetBlock>,
+    executor: Bound,
+}
+
+/// Why a policy is failing: its executor's last permanent error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    /// When the error happened.
+    pub since: Timestamp,
+    /// The executor's message.
+    pub reason: String,
+}
+
 /// The engine. Shared (behind an `Arc`) by the tick loop and the API's dry runs.
 pub struct Engine {
     store: Store,
     source: Option<PrometheusSource>,
-    executor: Executor,
+    factory: Arc<dyn ExecutorFactory>,
     telemetry: Arc<Telemetry>,
     config: EngineConfig,
     policies: Mutex<HashMap<Uuid, Cached>>,
     states: Mutex<HashMap<Uuid, PolicyState>>,
+    executors: Mutex<HashMap<Uuid, BoundExecutor>>,
+    failing: Arc<Mutex<HashMap<Uuid, Failing>>>,
+    actions: TaskTracker,
 }
 
 impl std::fmt::Debug for Engine {
@@ -112,19 +147,43 @@ impl Engine {
     pub fn new(
         store: Store,
         source: Option<PrometheusSource>,
-        executor: Executor,
+        factory: Arc<dyn ExecutorFactory>,
         telemetry: Arc<Telemetry>,
         config: EngineConfig,
     ) -> Engine {
         Engine {
             store,
             source,
-            executor,
+            factory,
             telemetry,
             config,
             policies: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
+            executors: Mutex::new(HashMap::new()),
+            failing: Arc::new(Mutex::new(HashMap::new())),
+            actions: TaskTracker::new(),
         }
+    }
+
+    /// The executor factory (the API checks `target` blocks with it).
+    pub fn factory(&self) -> &Arc<dyn ExecutorFactory> {
+        &self.factory
+    }
+
+    /// Why the policy is failing, if its executor's last action failed permanently.
+    pub fn failing(&self, id: Uuid) -> Option<Failing> {
+        self.failing
+            .lock()
+            .expect("no panic while holding the lock")
+            .get(&id)
+            .cloned()
+    }
+
+    /// Waits until no action is in flight (tests, and shutdown).
+    pub async fn settle(&self) {
+        self.actions.close();
+        self.actions.wait().await;
+        self.actions.reopen();
     }
 
     /// The store.
@@ -153,6 +212,18 @@ impl Engine {
             }
             let report = self.tick(chrono::Utc::now()).await;
             tracing::debug!(?report, "tick");
+        }
+        if !self.actions.is_empty() {
+            tracing::info!(
+                actions = self.actions.len(),
+                "waiting for the actions in flight"
+            );
+            if tokio::time::timeout(self.config.shutdown_grace, self.settle())
+                .await
+                .is_err()
+            {
+                tracing::warn!("actions still in flight at shutdown; their outcome stays pending");
+            }
         }
         tracing::info!("engine stopped");
     }
@@ -196,6 +267,61 @@ impl Engine {
             },
         );
         Ok(policy)
+    }
+
+    /// The policy's executor, built on first use and again when its `target` block changes.
+    async fn executor_of(
+        &self,
+        record: &PolicyRecord,
+        last_known: u32,
+    ) -> Result<Bound, ExecutorError> {
+        let target = record.spec.target.as_ref();
+        let stale = {
+            let executors = self
+                .executors
+                .lock()
+                .expect("no panic while holding the lock");
+            match executors.get(&record.id) {
+                Some(b) if b.target.as_ref() == target && b.name == record.name => {
+                    return Ok(b.executor.clone());
+                }
+                Some(b) => Some(b.name.clone()),
+                None => None,
+            }
+        };
+        if let Some(old) = stale {
+            self.release(&old, record.id).await;
+        }
+        let built = self.factory.build(&record.name, target, last_known).await?;
+        let executor: Bound = Arc::new(Serialized::new(built));
+        self.executors
+            .lock()
+            .expect("no panic while holding the lock")
+            .insert(
+                record.id,
+                BoundExecutor {
+                    name: record.name.clone(),
+                    target: target.cloned(),
+                    executor: executor.clone(),
+                },
+            );
+        Ok(executor)
+    }
+
+    /// Lets go of a policy's executor before it is rebuilt for a new target or name (and
+    /// waits, so that a process pool is stopped before its successor starts).
+    async fn release(&self, name: &str, id: Uuid) {
+        self.factory.forget(name);
+        let old = self
+            .executors
+            .lock()
+            .expect("no panic while holding the lock")
+            .remove(&id);
+        if let Some(old) = old
+            && let Err(e) = old.executor.release().await
+        {
+            tracing::warn!(policy = %name, error = %e, "cannot release the target");
+        }
     }
 
     async fn state_of(&self, id: Uuid) -> Result<PolicyState, EngineError> {
@@ -281,22 +407,39 @@ impl Engine {
             .fetch(distinct.into_iter().cloned().collect(), now)
             .await;
 
+        let mut holds = Vec::new();
         for ((record, policy, mut state, _), plan) in due.into_iter().zip(plans) {
             let metrics = observations(&plan, &fetched);
             match self
                 .decide_and_act(record, &policy, &mut state, now, metrics, "engine")
                 .await
             {
-                Ok(decision) => {
+                Ok(Some(decision)) => {
                     report.evaluated += 1;
-                    if decision.action != Action::Hold {
+                    if decision.action == Action::Hold {
+                        holds.push((record.id, state));
+                    } else {
                         report.actions += 1;
                     }
                 }
+                Ok(None) => report.busy += 1,
                 Err(e) => {
                     report.failures += 1;
                     tracing::error!(error = %e, policy = %record.name, "evaluation failed");
                 }
+            }
+        }
+        // Holds are not actions: only their state (rule windows, last evaluation) is kept,
+        // for the whole tick in one transaction.
+        match self.store.save_states(&holds).await {
+            Ok(_) => {
+                for (id, state) in holds {
+                    self.remember(id, state);
+                }
+            }
+            Err(e) => {
+                self.telemetry.error("store");
+                tracing::error!(error = %e, "cannot save the policies' states");
             }
         }
         self.telemetry
@@ -312,6 +455,27 @@ impl Engine {
             .expect("no panic while holding the lock")
             .retain(|id, _| live.contains(id));
         self.states
+            .lock()
+            .expect("no panic while holding the lock")
+            .retain(|id, _| live.contains(id));
+        self.executors
+            .lock()
+            .expect("no panic while holding the lock")
+            .retain(|id, bound| {
+                let keep = live.contains(id);
+                if !keep {
+                    self.factory.forget(&bound.name);
+                    let executor = bound.executor.clone();
+                    let name = bound.name.clone();
+                    self.actions.spawn(async move {
+                        if let Err(e) = executor.release().await {
+                            tracing::warn!(policy = %name, error = %e, "cannot release the target");
+                        }
+                    });
+                }
+                keep
+            });
+        self.failing
             .lock()
             .expect("no panic while holding the lock")
             .retain(|id, _| live.contains(id));
@@ -380,21 +544,21 @@ impl Engine {
 
     async fn observe(
         &self,
-        record: &PolicyRecord,
-        policy: &Policy,
-        state: &PolicyState,
+        executor: &Bound,
+        current: u32,
         metrics: Vec<MetricObservation>,
-    ) -> Result<Observations, EngineError> {
-        let last_known = state.desired.unwrap_or(policy.min_replicas);
-        let current = self.executor.current(record.id, last_known).await?;
-        Ok(Observations {
+    ) -> Observations {
+        Observations {
             current,
             ready: None,
             metrics,
-            price_per_replica_hour: None,
-        })
+            price_per_replica_hour: executor.describe().price_per_replica_hour,
+        }
     }
 
+    /// Decides for one policy and, for an action, records it and starts carrying it out.
+    /// `None` when an action on the policy's target is still in flight: the policy waits
+    /// for the next tick. A hold's state is the caller's to save.
     async fn decide_and_act(
         &self,
         record: &PolicyRecord,
@@ -403,26 +567,33 @@ impl Engine {
         now: Timestamp,
         metrics: Vec<MetricObservation>,
         actor: &str,
-    ) -> Result<Decision, EngineError> {
-        let obs = match self.observe(record, policy, state, metrics).await {
-            Ok(o) => o,
+    ) -> Result<Option<Decision>, EngineError> {
+        let last_known = state.desired.unwrap_or(policy.min_replicas);
+        let executor = match self.executor_of(record, last_known).await {
+            Ok(e) => e,
             Err(e) => {
                 self.telemetry.error("executor");
-                return Err(e);
+                self.mark(record.id, now, &e);
+                return Err(e.into());
             }
         };
+        if executor.busy() {
+            tracing::debug!(policy = %record.name, "an action is in flight; evaluated next tick");
+            return Ok(None);
+        }
+        let current = match executor.current().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.telemetry.error("executor");
+                self.mark(record.id, now, &e);
+                return Err(e.into());
+            }
+        };
+        let obs = self.observe(&executor, current, metrics).await;
         let decision = decide(policy, state, now, &obs);
         self.count(&decision);
         if decision.action == Action::Hold {
-            // Holds are not actions: only the state (rule windows, last evaluation) is kept.
-            self.store
-                .save_state(record.id, state)
-                .await
-                .inspect_err(|_| {
-                    self.telemetry.error("store");
-                })?;
-            self.remember(record.id, state.clone());
-            return Ok(decision);
+            return Ok(Some(decision));
         }
         // Recorded before it is carried out, with the state, in one transaction.
         let id = self
@@ -431,29 +602,93 @@ impl Engine {
             .await
             .inspect_err(|_| self.telemetry.error("store"))?;
         self.remember(record.id, state.clone());
-        let (outcome, detail) = if decision.dry_run {
-            (Outcome::DryRun, "dry run: not carried out".to_owned())
-        } else {
-            match self
-                .executor
-                .scale(record.id, &record.name, decision.desired)
+        if decision.dry_run {
+            self.store
+                .record_outcome(id, Outcome::DryRun, "dry run: not carried out")
                 .await
-            {
-                Ok(()) => (
-                    Outcome::Succeeded,
-                    format!("scaled to {}", decision.desired),
-                ),
-                Err(e) => {
-                    self.telemetry.error("executor");
-                    (Outcome::Failed, e.to_string())
+                .inspect_err(|_| self.telemetry.error("store"))?;
+        } else {
+            self.carry_out(record, executor, id, decision.desired);
+        }
+        Ok(Some(decision))
+    }
+
+    /// Carries a recorded decision out in the background: transient errors are retried
+    /// with a doubling backoff, a permanent one marks the policy failing; the outcome is
+    /// recorded on the decision's history entry either way.
+    fn carry_out(&self, record: &PolicyRecord, executor: Bound, history_id: i64, to: u32) {
+        let store = self.store.clone();
+        let telemetry = self.telemetry.clone();
+        let failing = self.failing.clone();
+        let attempts = self.config.attempts.max(1);
+        let mut backoff = self.config.retry_backoff;
+        let (policy_id, name) = (record.id, record.name.clone());
+        self.actions.spawn(async move {
+            let mut attempt = 1;
+            let result = loop {
+                match executor.scale(to).await {
+                    Err(e) if e.is_transient() && attempt < attempts => {
+                        telemetry.error("executor");
+                        tracing::warn!(policy = %name, attempt, error = %e, "retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                        attempt += 1;
+                    }
+                    other => break other,
                 }
+            };
+            let (outcome, detail) = match result {
+                Ok(reached) => {
+                    failing
+                        .lock()
+                        .expect("no panic while holding the lock")
+                        .remove(&policy_id);
+                    (Outcome::Succeeded, format!("scaled to {reached}"))
+                }
+                Err(e) => {
+                    telemetry.error("executor");
+                    tracing::error!(policy = %name, error = %e, "action failed");
+                    if !e.is_transient() {
+                        failing
+                            .lock()
+                            .expect("no panic while holding the lock")
+                            .insert(
+                                policy_id,
+                                Failing {
+                                    since: chrono::Utc::now(),
+                                    reason: e.message().to_owned(),
+                                },
+                            );
+                    }
+                    let tries = if attempt > 1 {
+                        format!(" after {attempt} attempts")
+                    } else {
+                        String::new()
+                    };
+                    (Outcome::Failed, format!("{e}{tries}"))
+                }
+            };
+            if let Err(e) = store.record_outcome(history_id, outcome, &detail).await {
+                telemetry.error("store");
+                tracing::error!(policy = %name, error = %e, "cannot record the outcome");
             }
-        };
-        self.store
-            .record_outcome(id, outcome, &detail)
-            .await
-            .inspect_err(|_| self.telemetry.error("store"))?;
-        Ok(decision)
+        });
+    }
+
+    /// Marks a policy failing when its executor reports a permanent error.
+    fn mark(&self, id: Uuid, now: Timestamp, error: &ExecutorError) {
+        if !error.is_transient() {
+            self.failing
+                .lock()
+                .expect("no panic while holding the lock")
+                .insert(
+                    id,
+                    Failing {
+                        since: now,
+                        reason: error.message().to_owned(),
+                    },
+                );
+        }
     }
 
     fn count(&self, decision: &Decision) {
@@ -480,7 +715,11 @@ impl Engine {
         let plan = plan(&policy, &state, now, self.interval_of(&policy));
         let fetched = self.fetch(plan.clone(), now).await;
         let metrics = observations(&plan, &fetched);
-        let obs = self.observe(record, &policy, &state, metrics).await?;
+        let last_known = state.desired.unwrap_or(policy.min_replicas);
+        let executor = self.executor_of(record, last_known).await?;
+        // A dry run does not wait for an action in flight: it reads the target directly.
+        let current = executor.inner().current().await?;
+        let obs = self.observe(&executor, current, metrics).await;
         let mut decision = decide(&policy, &mut state, now, &obs);
         decision.dry_run = true;
         let id = self

@@ -2,9 +2,10 @@
 //! per tick, asks the core for decisions, records them, and has executors carry them out.
 
 pub mod engine;
-pub mod executor;
+pub mod targets;
 pub mod telemetry;
 
+pub use ballast_executor::{Executor, ExecutorError};
 pub use engine::{Engine, EngineConfig, EngineError, TickReport};
-pub use executor::{Executor, ExecutorError};
+pub use targets::{ExecutorFactory, TargetBlock, Targets};
 pub use telemetry::Telemetry;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballast_core::{Action, Constraint, Format, MetricObservation, PolicyState, load_policies};
-use ballast_runtime::{Engine, EngineConfig, Executor, Telemetry};
+use ballast_runtime::{Engine, EngineConfig, Targets, Telemetry};
 use ballast_sources::testing::{TestExporter, TestPrometheus};
 use ballast_store::{HistoryEntry, HistoryFilter, HistoryKind, Outcome, PolicyRecord, Store};
 use chrono::{TimeDelta, Utc};
@@ -31,12 +31,13 @@ fn engine(store: Store, prometheus: &TestPrometheus, telemetry: Arc<Telemetry>) 
     Engine::new(
         store,
         Some(prometheus.source(Duration::from_secs(2))),
-        Executor::log(),
+        std::sync::Arc::new(Targets::default()),
         telemetry,
         EngineConfig {
             interval: Duration::from_secs(1),
             query_timeout: Duration::from_secs(2),
             concurrency: 4,
+            ..EngineConfig::default()
         },
     )
 }
@@ -106,6 +107,7 @@ scale_up_rules:
     let deadline = Instant::now() + Duration::from_secs(30);
     let entry = loop {
         engine.tick(Utc::now()).await;
+        engine.settle().await;
         if let Some(entry) = decisions(&store, &record, "scale_up").await.pop() {
             break entry;
         }
@@ -192,6 +194,7 @@ scale_up_rules:
     let t0 = Utc::now();
     let first = engine(store.clone(), &prometheus, Arc::new(Telemetry::new()));
     let report = first.tick(t0).await;
+    first.settle().await;
     assert_eq!((report.evaluated, report.actions), (1, 1), "{report:?}");
     let ups = decisions(&store, &record, "scale_up").await;
     assert_eq!(ups.len(), 1, "{ups:?}");

@@ -176,6 +176,12 @@ impl Store {
         dispatch!(self, save_state(policy_id, state))
     }
 
+    /// Saves many policies' engine states in one transaction (the engine's holds of one
+    /// tick). A policy deleted meanwhile is skipped; returns how many were saved.
+    pub async fn save_states(&self, states: &[(Uuid, PolicyState)]) -> Result<usize, StoreError> {
+        dispatch!(self, save_states(states))
+    }
+
     /// Records a decision before it is carried out, and (same transaction) the policy state
     /// after it, so that a restarted engine never sees one without the other. Returns the
     /// history id to pass to [`Store::record_outcome`].

@@ -407,6 +407,33 @@ pub(crate) async fn save_state(
     upsert_state(pool, policy_id, state, crate::now()).await
 }
 
+pub(crate) async fn save_states(
+    pool: &Pool<Db>,
+    states: &[(Uuid, PolicyState)],
+) -> Result<usize, StoreError> {
+    let at = crate::now();
+    let mut tx = pool.begin().await?;
+    let mut saved = 0;
+    for (policy_id, state) in states {
+        // Only for policies that still exist: one deleted since the caller read it is
+        // skipped instead of failing (and aborting) the whole batch.
+        let result = sqlx::query(
+            "INSERT INTO policy_state (policy_id, state, updated_at) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM policies WHERE id = $1) \
+             ON CONFLICT (policy_id) DO UPDATE \
+             SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(db_id(*policy_id))
+        .bind(Json(state))
+        .bind(db_time(at))
+        .execute(&mut *tx)
+        .await?;
+        saved += result.rows_affected() as usize;
+    }
+    tx.commit().await?;
+    Ok(saved)
+}
+
 async fn upsert_state<'c>(
     executor: impl Executor<'c, Database = Db>,
     policy_id: Uuid,

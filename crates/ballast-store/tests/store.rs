@@ -73,6 +73,7 @@ on_every_backend!(
     a_taken_name_is_refused_and_nothing_is_written,
     deleting_a_policy_removes_its_state_but_keeps_its_history,
     policy_state_round_trips_and_belongs_to_a_policy,
+    states_are_saved_in_one_batch_skipping_policies_that_are_gone,
     a_decision_and_the_state_after_it_are_recorded_together_or_not_at_all,
     an_outcome_is_recorded_on_its_decision_only,
     history_filters_by_policy_time_range_action_and_kind,
@@ -531,6 +532,23 @@ async fn policy_state_round_trips_and_belongs_to_a_policy(store: &Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn states_are_saved_in_one_batch_skipping_policies_that_are_gone(store: &Store) {
+    let web = store.create_policy(&named("web"), "alice").await.unwrap();
+    let api = store.create_policy(&named("api"), "alice").await.unwrap();
+    store.save_state(api.id, &state(9)).await.unwrap();
+    let gone = Uuid::new_v4();
+    let saved = store
+        .save_states(&[(web.id, state(2)), (gone, state(7)), (api.id, state(4))])
+        .await
+        .unwrap();
+    assert_eq!(saved, 2, "the policy that does not exist is skipped");
+    assert_eq!(store.load_state(web.id).await.unwrap(), Some(state(2)));
+    assert_eq!(store.load_state(api.id).await.unwrap(), Some(state(4)));
+    assert_eq!(store.load_state(gone).await.unwrap(), None);
+    assert_eq!(count(store, "SELECT COUNT(*) FROM policy_state").await, 2);
+    assert_eq!(store.save_states(&[]).await.unwrap(), 0);
 }
 
 async fn a_decision_and_the_state_after_it_are_recorded_together_or_not_at_all(store: &Store) {

@@ -2,7 +2,7 @@
 //! top of defaults that work on a fresh machine.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,8 +16,13 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the API listens.
     pub listen: SocketAddr,
+    /// Where KEDA's external scaler gRPC service listens (off unless set, e.g.
+    /// `0.0.0.0:8081`).
+    pub keda_listen: Option<SocketAddr>,
     /// `sqlite://FILE` (default, created on first start) or `postgres://...`.
     pub database_url: String,
+    /// Where executors keep local state (the process pool's records).
+    pub data_dir: PathBuf,
     /// Prometheus' base URL; without one, every metric query fails (and nothing scales
     /// down on it).
     pub prometheus_url: Option<String>,
@@ -37,7 +42,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            keda_listen: None,
             database_url: "sqlite://ballast-data/ballast.db".to_owned(),
+            data_dir: PathBuf::from("ballast-data"),
             prometheus_url: None,
             interval: "30s".to_owned(),
             query_timeout: "10s".to_owned(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ballast_runtime::{Engine, EngineConfig, Executor, Telemetry};
+use ballast_runtime::{Engine, EngineConfig, Targets, Telemetry};
 use ballast_sources::prometheus::PrometheusSource;
 use ballast_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -49,19 +49,37 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             "no prometheus_url configured: metric queries will fail and nothing scales down on them"
         );
     }
+    let keda = ballast_keda::KedaBoard::new();
     let engine = Arc::new(Engine::new(
         store,
         source,
-        Executor::log(),
+        Arc::new(Targets {
+            data_dir: Some(config.data_dir.clone()),
+            keda: keda.clone(),
+        }),
         Arc::new(Telemetry::new()),
         EngineConfig {
             interval: config.interval()?,
             query_timeout: config.query_timeout()?,
             concurrency: config.query_concurrency,
+            ..EngineConfig::default()
         },
     ));
     let shutdown = CancellationToken::new();
     let engine_task = tokio::spawn(engine.clone().run(shutdown.clone()));
+    let keda_task = match config.keda_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for KEDA on {addr}"))?;
+            tracing::info!(listen = %listener.local_addr()?, "KEDA external scaler serving");
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                ballast_keda::serve(keda, listener, async move { stop.cancelled().await }).await
+            }))
+        }
+        None => None,
+    };
     let app = ballast_api::router(ballast_api::AppState { engine });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -77,6 +95,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .await?;
     shutdown.cancel();
     engine_task.await.context("the engine task failed")?;
+    if let Some(task) = keda_task {
+        task.await
+            .context("the KEDA scaler task failed")?
+            .context("the KEDA external scaler failed")?;
+    }
     Ok(())
 }
 
