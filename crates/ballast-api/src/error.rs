@@ -67,6 +67,9 @@ pub enum ApiError {
     /// A token whose scope is too small.
     #[error("{0}")]
     Forbidden(String),
+    /// A limit is reached (too many pushed series).
+    #[error("{0}")]
+    TooMany(String),
     /// Something failed on our side; the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -100,6 +103,7 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = match &self {

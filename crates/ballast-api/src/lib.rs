@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod history;
 pub mod policies;
+pub mod pushed;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ impl AppState {
         (name = "policies", description = "Scaling policies"),
         (name = "history", description = "The audit log"),
         (name = "tokens", description = "API tokens"),
+        (name = "metrics", description = "Pushed metrics"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -73,6 +75,7 @@ pub fn router_and_doc(state: AppState) -> (axum::Router, utoipa::openapi::OpenAp
         .routes(routes!(policies::get, policies::update, policies::delete))
         .routes(routes!(policies::evaluate))
         .routes(routes!(history::history))
+        .routes(routes!(pushed::push))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::delete))
         .routes(routes!(healthz))

@@ -8,6 +8,7 @@ pub mod decide;
 pub mod decision;
 pub mod observe;
 pub mod policy;
+pub mod selector;
 pub mod spec;
 pub mod state;
 pub mod validate;
@@ -19,6 +20,7 @@ pub use policy::{
     Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, ScaleToZero,
     Schedule, Stabilization, TargetTracking, Timestamp,
 };
+pub use selector::Selector;
 pub use spec::{Format, ParsedPolicy, PolicySpec, SyntaxError, parse_document};
 pub use state::PolicyState;
 pub use validate::{Invalid, Problem, validate, validate_all};

@@ -28,7 +28,7 @@ pub const DEFAULT_IDLE_SECONDS: i64 = 300;
 /// Default rate-limit period.
 pub const DEFAULT_RATE_PERIOD_SECONDS: i64 = 60;
 /// Metric sources a policy may name.
-pub const SOURCES: &[&str] = &["prometheus"];
+pub const SOURCES: &[&str] = &["prometheus", "pushed"];
 
 /// One thing wrong with a policy: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +192,10 @@ impl Validator<'_> {
             .and_then(|d| self.positive_duration("evaluation_interval", d));
 
         let base = spec.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS);
-        let base = TimeDelta::seconds(i64::try_from(base).unwrap_or(i64::MAX / 1000));
+        // Through the duration check, so that a huge value is a problem rather than a panic.
+        let base = self
+            .duration("cooldown_seconds", &DurationSpec::Seconds(base as f64))
+            .unwrap_or(TimeDelta::zero());
         let cooldown = Cooldown {
             scale_up: spec
                 .scale_up_cooldown
@@ -417,6 +420,15 @@ impl Validator<'_> {
                 self.problem(
                     format!("{path}.source"),
                     format!("unknown source `{source}`; known: {}", SOURCES.join(", ")),
+                );
+            }
+            if source == "pushed"
+                && !def.query.trim().is_empty()
+                && let Err(e) = crate::selector::Selector::parse(&def.query)
+            {
+                self.problem(
+                    format!("{path}.query"),
+                    format!("a pushed metric's query is a series selector: {e}"),
                 );
             }
             let empty_is_zero = match def.on_empty.as_deref() {
@@ -786,7 +798,11 @@ pub fn parse_duration(d: &DurationSpec) -> Result<TimeDelta, String> {
             let std = humantime::parse_duration(t.trim()).map_err(|e| {
                 format!("`{t}` is not a duration ({e}); write it like \"30s\", \"5m\" or \"1h30m\"")
             })?;
-            TimeDelta::from_std(std).map_err(|_| format!("`{t}` is too long"))
+            // The same bound as for seconds: time arithmetic on longer ones overflows.
+            TimeDelta::from_std(std)
+                .ok()
+                .filter(|d| *d <= TimeDelta::seconds(1_000_000_000_000))
+                .ok_or_else(|| format!("`{t}` is too long"))
         }
     }
 }

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use ballast_executor::{Executor, ExecutorError, Serialized};
 use tokio_util::task::TaskTracker;
 
+use crate::pushed::PushedMetrics;
 use crate::targets::{ExecutorFactory, TargetBlock};
 use crate::telemetry::{ActionLabel, Telemetry};
 
@@ -89,12 +90,28 @@ pub struct TickReport {
 /// A metric query as sent: instant, or a range to fill rule windows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Query {
-    Instant(String),
+    Instant(Source, String),
     Range {
+        source: Source,
         query: String,
         lookback: TimeDelta,
         step: TimeDelta,
     },
+}
+
+/// Where a query goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    Prometheus,
+    Pushed,
+}
+
+impl Query {
+    fn source(&self) -> Source {
+        match self {
+            Query::Instant(source, _) | Query::Range { source, .. } => *source,
+        }
+    }
 }
 
 struct Cached {
@@ -132,6 +149,7 @@ pub struct Engine {
     executors: Mutex<HashMap<Uuid, BoundExecutor>>,
     failing: Arc<Mutex<HashMap<Uuid, Failing>>>,
     actions: TaskTracker,
+    pushed: Arc<PushedMetrics>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -162,7 +180,13 @@ impl Engine {
             executors: Mutex::new(HashMap::new()),
             failing: Arc::new(Mutex::new(HashMap::new())),
             actions: TaskTracker::new(),
+            pushed: Arc::new(PushedMetrics::default()),
         }
+    }
+
+    /// The samples pushed to `POST /api/v1/metrics`, read by `source: pushed` metrics.
+    pub fn pushed(&self) -> &Arc<PushedMetrics> {
+        &self.pushed
     }
 
     /// The executor factory (the API checks `target` blocks with it).
@@ -177,6 +201,23 @@ impl Engine {
             .expect("no panic while holding the lock")
             .get(&id)
             .cloned()
+    }
+
+    /// Releases every policy's executor (a process pool stops its processes): for a run
+    /// that owns its targets and ends with them, such as the demo.
+    pub async fn release_all(&self) {
+        let all: Vec<(Uuid, BoundExecutor)> = self
+            .executors
+            .lock()
+            .expect("no panic while holding the lock")
+            .drain()
+            .collect();
+        for (_, bound) in all {
+            self.factory.forget(&bound.name);
+            if let Err(e) = bound.executor.release().await {
+                tracing::warn!(policy = %bound.name, error = %e, "cannot release the target");
+            }
+        }
     }
 
     /// Waits until no action is in flight (tests, and shutdown).
@@ -488,6 +529,24 @@ impl Engine {
         now: Timestamp,
     ) -> HashMap<Query, MetricObservation> {
         let mut out = HashMap::with_capacity(queries.len());
+        let (pushed, queries): (Vec<Query>, Vec<Query>) = queries
+            .into_iter()
+            .partition(|q| q.source() == Source::Pushed);
+        for q in pushed {
+            let obs = match &q {
+                Query::Instant(_, query) => self.pushed.instant(query, now),
+                Query::Range {
+                    query,
+                    lookback,
+                    step,
+                    ..
+                } => self.pushed.range(query, now - *lookback, now, *step),
+            };
+            out.insert(q, obs);
+        }
+        if queries.is_empty() {
+            return out;
+        }
         let Some(source) = &self.source else {
             for q in queries {
                 out.insert(
@@ -506,11 +565,12 @@ impl Engine {
             tasks.spawn(async move {
                 let _permit = permit.acquire_owned().await;
                 let obs = match &q {
-                    Query::Instant(query) => source.instant(query, now).await,
+                    Query::Instant(_, query) => source.instant(query, now).await,
                     Query::Range {
                         query,
                         lookback,
                         step,
+                        ..
                     } => {
                         source
                             .range(
@@ -772,13 +832,19 @@ fn plan(policy: &Policy, state: &PolicyState, now: Timestamp, interval: TimeDelt
                     .and_then(|w| w.last_sample)
                     .is_none_or(|last| now - last > interval * 2)
             });
+            let source = if metric.source == "pushed" {
+                Source::Pushed
+            } else {
+                Source::Prometheus
+            };
             match longest {
                 Some(longest) if stale_window => Query::Range {
+                    source,
                     query: metric.query.clone(),
                     lookback: longest + interval,
                     step: interval.max(TimeDelta::seconds(1)),
                 },
-                _ => Query::Instant(metric.query.clone()),
+                _ => Query::Instant(source, metric.query.clone()),
             }
         })
         .collect()

@@ -2,10 +2,12 @@
 //! per tick, asks the core for decisions, records them, and has executors carry them out.
 
 pub mod engine;
+pub mod pushed;
 pub mod targets;
 pub mod telemetry;
 
 pub use ballast_executor::{Executor, ExecutorError};
 pub use engine::{Engine, EngineConfig, EngineError, TickReport};
+pub use pushed::{PushError, PushedMetrics, PushedSample, SeriesKey};
 pub use targets::{ExecutorFactory, TargetBlock, Targets};
 pub use telemetry::Telemetry;

@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ballast_executor::{Executor, ExecutorError, LogExecutor, TargetProblem, target_type};
@@ -40,7 +41,16 @@ pub struct Targets {
 }
 
 /// The executor types, for messages.
-pub const TYPES: &[&str] = &["log", "kubernetes", "keda", "process", "webhook"];
+pub const TYPES: &[&str] = &[
+    "log",
+    "kubernetes",
+    "keda",
+    "process",
+    "webhook",
+    "hetzner",
+    "scaleway",
+    "ovh",
+];
 
 #[async_trait]
 impl ExecutorFactory for Targets {
@@ -66,6 +76,7 @@ impl ExecutorFactory for Targets {
             },
             "process" => target.map(ballast_process::check).unwrap_or_default(),
             "webhook" => target.map(ballast_webhook::check).unwrap_or_default(),
+            "hetzner" | "scaleway" | "ovh" => target.map(ballast_cloud::check).unwrap_or_default(),
             other => vec![TargetProblem::at(
                 "type",
                 format!("unknown executor `{other}`; known: {}", TYPES.join(", ")),
@@ -130,6 +141,31 @@ impl ExecutorFactory for Targets {
                 ballast_webhook::WebhookExecutor::from_target(policy, block)
                     .map_err(ExecutorError::from)?,
             )),
+            "hetzner" | "scaleway" | "ovh" => {
+                let config = ballast_cloud::parse(block).map_err(|p| invalid(vec![p]))?;
+                // The Kubernetes node lifecycle, when readiness or drain asks for it.
+                let wants = |key: &str| {
+                    block
+                        .get(key)
+                        .is_some_and(|v| v.get("kubernetes").is_some())
+                };
+                let kubernetes: Option<Arc<dyn ballast_executor::NodeLifecycle>> =
+                    if wants("readiness") || wants("drain") {
+                        Some(Arc::new(
+                            ballast_kubernetes::KubernetesNodes::connect(None, None).await?,
+                        ))
+                    } else {
+                        None
+                    };
+                let platform = ballast_cloud::Platform {
+                    kubernetes,
+                    node_metric: None,
+                };
+                let group = ballast_cloud::build(&config, platform)
+                    .await
+                    .map_err(|p| invalid(vec![p]))?;
+                Ok(Box::new(group))
+            }
             other => Err(ExecutorError::Permanent(format!(
                 "unknown executor `{other}`"
             ))),

@@ -3,8 +3,10 @@
 mod backtest;
 mod client;
 mod config;
+mod demo;
 mod history;
 mod policy;
+mod prices;
 mod serve;
 mod token;
 mod validate;
@@ -35,6 +37,16 @@ enum Command {
     Policy(policy::Args),
     /// Show the server's audit log of decisions and changes.
     History(history::Args),
+    /// Watch Ballast scale a pool of local workers on replayed load; nothing to install.
+    Demo(demo::Args),
+    /// List the cloud providers' server types and hourly prices.
+    Prices(prices::PricesArgs),
+    /// One worker of the demo (started by `ballast demo`).
+    #[command(hide = true)]
+    DemoWorker {
+        /// Its replica index.
+        index: Option<u32>,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -56,6 +68,13 @@ fn main() -> ExitCode {
         }
         Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy::run(&args))),
         Command::History(args) => runtime().and_then(|rt| rt.block_on(history::run(&args))),
+        Command::Demo(args) => {
+            runtime().and_then(|rt| rt.block_on(demo::run(&args)).map(|()| ExitCode::SUCCESS))
+        }
+        Command::Prices(args) => {
+            runtime().and_then(|rt| rt.block_on(prices::run(&args)).map(|()| ExitCode::SUCCESS))
+        }
+        Command::DemoWorker { .. } => demo::worker(),
     };
     match result {
         Ok(code) => code,

@@ -36,6 +36,26 @@ pub fn init_logging(config: &Config) {
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     init_logging(&config);
+    let server = start(&config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing the tick in flight");
+    server.stop().await
+}
+
+/// A running server: the engine loop, the API and (when configured) the KEDA scaler.
+pub struct Server {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Where the API listens.
+    pub addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    engine_task: tokio::task::JoinHandle<()>,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    keda_task: Option<tokio::task::JoinHandle<Result<(), ballast_keda::KedaError>>>,
+}
+
+/// Opens the store, starts the engine loop, the API and the KEDA scaler.
+pub async fn start(config: &Config) -> anyhow::Result<Server> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))?;
@@ -46,7 +66,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .transpose()?;
     if source.is_none() {
         tracing::warn!(
-            "no prometheus_url configured: metric queries will fail and nothing scales down on them"
+            "no prometheus_url configured: Prometheus queries will fail and nothing scales down on them"
         );
     }
     let keda = ballast_keda::KedaBoard::new();
@@ -66,7 +86,6 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         },
     ));
     let shutdown = CancellationToken::new();
-    let engine_task = tokio::spawn(engine.clone().run(shutdown.clone()));
     let keda_task = match config.keda_listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -80,30 +99,51 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let app = ballast_api::router(ballast_api::AppState { engine });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, backend = %"store", "ballast serving");
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, "ballast serving");
+    let engine_task = tokio::spawn(engine.clone().run(shutdown.clone()));
+    let app = ballast_api::router(ballast_api::AppState {
+        engine: engine.clone(),
+    });
     let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: finishing the tick in flight");
-            stop.cancel();
-        })
-        .await?;
-    shutdown.cancel();
-    engine_task.await.context("the engine task failed")?;
-    if let Some(task) = keda_task {
-        task.await
-            .context("the KEDA scaler task failed")?
-            .context("the KEDA external scaler failed")?;
-    }
-    Ok(())
+    let api_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    Ok(Server {
+        engine,
+        addr,
+        shutdown,
+        engine_task,
+        api_task,
+        keda_task,
+    })
 }
 
-async fn wait_for_signal() {
+impl Server {
+    /// Stops taking requests, lets the tick and the actions in flight finish, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.engine_task.await.context("the engine task failed")?;
+        self.api_task
+            .await
+            .context("the API task failed")?
+            .context("the API server failed")?;
+        if let Some(task) = self.keda_task {
+            task.await
+                .context("the KEDA scaler task failed")?
+                .context("the KEDA external scaler failed")?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
