@@ -38,6 +38,8 @@ pub struct Targets {
     pub data_dir: Option<PathBuf>,
     /// The desired counts KEDA reads over the external scaler protocol.
     pub keda: ballast_keda::KedaBoard,
+    /// Prometheus, for the per-node metric of cloud node groups (`node_metric`).
+    pub prometheus: Option<ballast_sources::prometheus::PrometheusSource>,
 }
 
 /// The executor types, for messages.
@@ -157,9 +159,23 @@ impl ExecutorFactory for Targets {
                     } else {
                         None
                     };
+                let node_metric: Option<Arc<dyn ballast_cloud::NodeMetric>> =
+                    match (&config.node_metric, &self.prometheus) {
+                        (Some(query), Some(source)) => Some(Arc::new(PrometheusNodeMetric {
+                            source: source.clone(),
+                            query: query.clone(),
+                        })),
+                        (Some(_), None) => {
+                            return Err(ExecutorError::Permanent(
+                                "target.node_metric: no Prometheus is configured to evaluate it"
+                                    .to_owned(),
+                            ));
+                        }
+                        (None, _) => None,
+                    };
                 let platform = ballast_cloud::Platform {
                     kubernetes,
-                    node_metric: None,
+                    node_metric,
                 };
                 let group = ballast_cloud::build(&config, platform)
                     .await
@@ -198,5 +214,26 @@ impl Executor for OwnedPool {
     }
     async fn release(&self) -> Result<(), ExecutorError> {
         self.0.scale(0).await.map(|_| ())
+    }
+}
+
+/// The label that names a node in a group's `node_metric` series.
+pub const NODE_LABEL: &str = "node";
+
+/// A cloud node group's `node_metric`: a PromQL expression with one series per server,
+/// its name in the `node` label (use `label_replace` to move it there).
+#[derive(Debug)]
+struct PrometheusNodeMetric {
+    source: ballast_sources::prometheus::PrometheusSource,
+    query: String,
+}
+
+#[async_trait]
+impl ballast_cloud::NodeMetric for PrometheusNodeMetric {
+    async fn values(&self) -> Result<std::collections::HashMap<String, f64>, ExecutorError> {
+        self.source
+            .by_label(&self.query, chrono::Utc::now(), NODE_LABEL)
+            .await
+            .map_err(|e| ExecutorError::Transient(format!("node_metric: {e}")))
     }
 }

@@ -167,6 +167,39 @@ impl PrometheusSource {
         }
     }
 
+    /// Runs `query` as an instant query at `at` and returns one value per series, keyed
+    /// by the series' `label` (a value per node for choosing scale-down victims). Series
+    /// without the label, or with a value that is not finite, are left out.
+    pub async fn by_label(
+        &self,
+        query: &str,
+        at: DateTime<Utc>,
+        label: &str,
+    ) -> Result<HashMap<String, f64>, String> {
+        let result = self
+            .client
+            .query(query)
+            .query("time", at.to_rfc3339_opts(SecondsFormat::Millis, true))
+            .timeout(self.timeout_millis())
+            .post()
+            .await
+            .map_err(|e| self.describe(&e))?;
+        match result.into_inner().0 {
+            Data::Vector(series) => Ok(series
+                .iter()
+                .filter(|s| s.sample().value().is_finite())
+                .filter_map(|s| {
+                    s.metric()
+                        .get(label)
+                        .map(|name| (name.clone(), s.sample().value()))
+                })
+                .collect()),
+            _ => Err(format!(
+                "`{query}` must give a vector with one series per node (labelled `{label}`)"
+            )),
+        }
+    }
+
     /// Runs `query` as a range query evaluated at `start`, `start + step`, … up to `end`,
     /// and returns all samples of its single series, oldest first (used to fill rule
     /// durations, e.g. after a restart). `start` and `end` are taken in whole seconds

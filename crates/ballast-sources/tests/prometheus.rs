@@ -421,3 +421,35 @@ async fn an_answer_that_is_not_the_prometheus_api_fails_with_the_reason() {
         )
     );
 }
+
+#[tokio::test]
+async fn by_label_gives_one_value_per_series_keyed_by_the_label() {
+    let backfill = Backfill::start().await;
+    let at = backfill.minute(2);
+
+    let values = backfill
+        .source
+        .by_label("queue_length", at, "queue")
+        .await
+        .expect("a vector");
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(values["a"], 8.0);
+    assert_eq!(values["b"], 102.0);
+
+    let unlabelled = backfill
+        .source
+        .by_label("queue_length", at, "node")
+        .await
+        .expect("a vector");
+    assert!(
+        unlabelled.is_empty(),
+        "series without the label are left out"
+    );
+    let scalar = backfill
+        .source
+        .by_label("scalar(vector(1))", at, "node")
+        .await;
+    assert!(scalar.unwrap_err().contains("one series per node"));
+    let bad = backfill.source.by_label("sum(", at, "node").await;
+    assert!(bad.is_err());
+}

@@ -72,10 +72,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Server> {
     let keda = ballast_keda::KedaBoard::new();
     let engine = Arc::new(Engine::new(
         store,
-        source,
+        source.clone(),
         Arc::new(Targets {
             data_dir: Some(config.data_dir.clone()),
             keda: keda.clone(),
+            prometheus: source.clone(),
         }),
         Arc::new(Telemetry::new()),
         EngineConfig {
