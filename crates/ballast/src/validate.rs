@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ballast_core::{Format, Policy, Problem, parse_document, validate_all};
+use ballast_runtime::ExecutorFactory as _;
 
 /// Arguments of `ballast validate`.
 #[derive(Debug, clap::Args)]
@@ -127,6 +128,7 @@ fn check_files(files: &[PathBuf]) -> anyhow::Result<(Vec<Policy>, Vec<Located>)>
                 problem: Problem::new("", "the file holds no policy"),
             });
         }
+        let targets = ballast_runtime::Targets::default();
         for (item, result) in parsed.iter().zip(validate_all(&parsed)) {
             if let Some(spec) = &item.spec {
                 match names.get(&spec.name) {
@@ -146,6 +148,13 @@ fn check_files(files: &[PathBuf]) -> anyhow::Result<(Vec<Policy>, Vec<Located>)>
                     None => {
                         names.insert(spec.name.clone(), file.clone());
                     }
+                }
+                // The executor's own fields, which only the executor knows.
+                for p in targets.check(spec.target.as_ref()) {
+                    problems.push(Located {
+                        file: file.clone(),
+                        problem: Problem::new(p.path, p.reason).prefixed(&item.location),
+                    });
                 }
             }
             match result {

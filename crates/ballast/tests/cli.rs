@@ -66,6 +66,42 @@ fn validate_reports_all_five_mistakes_with_file_and_path_and_fails() {
 }
 
 #[test]
+fn validate_checks_the_executors_own_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pods.yaml");
+    std::fs::write(
+        &file,
+        "name: pods\nmin_replicas: 1\nmax_replicas: 5\n\
+         schedules: [{cron_expression: '0 8 * * *', desired_replicas: 2, timezone: UTC}]\n\
+         target: {type: kubernetes, name: web, namespce: prod}\n",
+    )
+    .unwrap();
+    let out = ballast(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}: target.namespce: unknown field",
+            file.display()
+        )),
+        "{stdout}"
+    );
+    std::fs::write(
+        &file,
+        "name: pods\nmin_replicas: 1\nmax_replicas: 5\n\
+         schedules: [{cron_expression: '0 8 * * *', desired_replicas: 2, timezone: UTC}]\n\
+         target: {type: kubernets}\n",
+    )
+    .unwrap();
+    let out = ballast(&["validate", file.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains("target.type: unknown executor `kubernets`"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn validate_accepts_the_shipped_examples() {
     let out = ballast(&["validate", "examples/policies"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
