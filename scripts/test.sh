@@ -15,3 +15,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== API fuzzing (schemathesis against the OpenAPI document; store invariants after it)"
+scripts/fuzz-api.sh

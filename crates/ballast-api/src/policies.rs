@@ -171,7 +171,18 @@ async fn find(state: &AppState, id: &str) -> Result<PolicyRecord, ApiError> {
     post,
     path = "/api/v1/scaling/policies",
     tag = "policies",
-    request_body(content = PolicySpec, description = "The policy, in the policy format"),
+    request_body(content = PolicySpec, description = "The policy, in the policy format",
+        example = json!({
+            "name": "cdc-worker-autoscaling", "target_type": "cdc-worker",
+            "target_id": "550e8400-e29b-41d4-a716-446655440000",
+            "min_replicas": 1, "max_replicas": 10, "cooldown_seconds": 300,
+            "scale_up_rules": [{"metric": "philotes_cdc_lag_seconds", "operator": "gt",
+                "threshold": 60, "duration": "5m", "scale_by": 2}],
+            "scale_down_rules": [{"metric": "philotes_cdc_lag_seconds", "operator": "lt",
+                "threshold": 10, "duration": "10m", "scale_by": -1}],
+            "schedules": [{"cron_expression": "0 8 * * 1-5", "desired_replicas": 5,
+                "timezone": "Europe/Budapest"}]
+        })),
     responses(
         (status = 201, description = "Created", body = PolicyBody),
         (status = 400, description = "Not JSON", body = ErrorBody),
@@ -253,7 +264,14 @@ pub async fn get(
             pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
             description = "The version the change is based on, such as \"3\""),
     ),
-    request_body(content = PolicySpec, description = "The whole policy, in the policy format"),
+    request_body(content = PolicySpec,
+        description = "The whole policy, in the policy format; `version` may stand for If-Match",
+        example = json!({
+            "version": 1, "name": "cdc-worker-autoscaling", "target_type": "cdc-worker",
+            "min_replicas": 2, "max_replicas": 12,
+            "scale_up_rules": [{"metric": "philotes_cdc_lag_seconds", "operator": "gt",
+                "threshold": 60, "duration": "5m", "scale_by": 2}]
+        })),
     responses(
         (status = 200, description = "Updated", body = PolicyBody),
         (status = 400, description = "Not JSON", body = ErrorBody),
