@@ -109,7 +109,8 @@ for path in "${targets[@]}"; do
     echo "bench-api: GET $path answered errors under load" >&2
     exit 1
   fi
-  summary+=("$(awk -v path="GET $path" '
+  label="GET ${path/$first_id/\{id\}}"
+  summary+=("$(awk -v path="$label" '
     /Requests\/sec:/ { rps = $2 }
     /^ +50%/ { p50 = $2 } /^ +90%/ { p90 = $2 } /^ +99%/ { p99 = $2 }
     END { printf "%-44s %10s %9s %9s %9s", path, rps, p50, p90, p99 }' <<<"$report")")
