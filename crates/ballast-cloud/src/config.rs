@@ -142,6 +142,106 @@ impl Default for Timeouts {
     }
 }
 
+/// One allowed server type of a group: written as its name (`cx22`) or as
+/// `{name: cx22, capacity: 2}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTypeSpec {
+    /// Server type, commercial type or flavor name, as the provider spells it.
+    pub name: String,
+    /// Units of capacity one server of this type brings (a weight of the operator's
+    /// choosing: vCPUs, workers, requests per second). Default: the catalogue's CPU count.
+    pub capacity: Option<f64>,
+}
+
+impl ServerTypeSpec {
+    /// A type known by name only (capacity from the catalogue).
+    pub fn named(name: impl Into<String>) -> ServerTypeSpec {
+        ServerTypeSpec {
+            name: name.into(),
+            capacity: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerTypeSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ServerTypeSpec, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            name: String,
+            #[serde(default)]
+            capacity: Option<f64>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ServerTypeSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a server type name or {name, capacity}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ServerTypeSpec, E> {
+                Ok(ServerTypeSpec::named(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ServerTypeSpec, A::Error> {
+                let full = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ServerTypeSpec {
+                    name: full.name,
+                    capacity: full.capacity,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A request for spot capacity, as written: `spot: true` (spot servers wherever the
+/// provider has them), `spot: {share: 0.5}` (that share of the servers on spot, the rest on
+/// demand) or `spot: false` (on demand only, the same as leaving it out).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SpotSpec {
+    /// `true` or `false`.
+    Enabled(bool),
+    /// `{share: s}` with `s` between 0 and 1.
+    Share(f64),
+}
+
+impl SpotSpec {
+    /// Whether any spot capacity is asked for.
+    pub fn wants_spot(self) -> bool {
+        match self {
+            SpotSpec::Enabled(on) => on,
+            SpotSpec::Share(s) => s > 0.0,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SpotSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SpotSpec, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Mix {
+            share: f64,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SpotSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`true`, `false` or {share: a number from 0 to 1}")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SpotSpec, E> {
+                Ok(SpotSpec::Enabled(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SpotSpec, A::Error> {
+                let mix = Mix::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SpotSpec::Share(mix.share))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// A cloud node group's `target` block, as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,8 +253,19 @@ pub struct GroupConfig {
     /// its servers' names.
     pub group: String,
     /// Server type (Hetzner `cx22`), commercial type (Scaleway `DEV1-S`) or flavor name
-    /// (OVHcloud `b2-7`).
-    pub server_type: String,
+    /// (OVHcloud `b2-7`). Give this or `server_types`, not both.
+    #[serde(default)]
+    pub server_type: Option<String>,
+    /// Several allowed server types: each scale-up creates the type with the lowest hourly
+    /// price per unit of capacity among those the provider can deliver at the group's place,
+    /// and falls back to the next when a create finds its type sold out. Each entry is a name
+    /// or `{name, capacity}`.
+    #[serde(default)]
+    pub server_types: Option<Vec<ServerTypeSpec>>,
+    /// A spot/on-demand mix (`true`, or `{share: 0.5}`). None of the three providers sells
+    /// spot or preemptible servers, so [`check`] rejects any request for spot capacity.
+    #[serde(default)]
+    pub spot: Option<SpotSpec>,
     /// Image name or id (Hetzner `ubuntu-24.04`, Scaleway image id or label, OVHcloud image id).
     pub image: String,
     /// Hetzner location (`fsn1`).
@@ -211,6 +322,23 @@ impl GroupConfig {
             ProviderKind::Scaleway => self.zone.as_deref(),
             ProviderKind::Ovh => self.region.as_deref(),
         }
+    }
+
+    /// The allowed server types, from `server_type` or `server_types`, in the order written.
+    pub fn server_type_specs(&self) -> Vec<ServerTypeSpec> {
+        match (&self.server_types, &self.server_type) {
+            (Some(list), _) => list.clone(),
+            (None, Some(one)) => vec![ServerTypeSpec::named(one.clone())],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The allowed server types' names, in the order written.
+    pub fn server_type_names(&self) -> Vec<String> {
+        self.server_type_specs()
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     /// The user data template, inline or read from its file.
@@ -283,8 +411,54 @@ pub(crate) fn check_config(
             ),
         );
     }
-    if c.server_type.trim().is_empty() {
-        bad("server_type", "must not be empty".into());
+    match (&c.server_type, &c.server_types) {
+        (Some(_), Some(_)) => bad(
+            "server_types",
+            "give server_type (one type) or server_types (several), not both".into(),
+        ),
+        (None, None) => bad(
+            "server_type",
+            "required: give server_type, or server_types to choose among several by price".into(),
+        ),
+        (Some(t), None) => {
+            if t.trim().is_empty() {
+                bad("server_type", "must not be empty".into());
+            }
+        }
+        (None, Some(list)) => {
+            if list.is_empty() {
+                bad("server_types", "must list at least one server type".into());
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, t) in list.iter().enumerate() {
+                if t.name.trim().is_empty() {
+                    bad(
+                        &format!("server_types[{i}]"),
+                        "the name must not be empty".into(),
+                    );
+                } else if !seen.insert(t.name.as_str()) {
+                    bad(
+                        &format!("server_types[{i}]"),
+                        format!("{} is listed twice", t.name),
+                    );
+                }
+                if let Some(capacity) = t.capacity
+                    && !(capacity.is_finite() && capacity > 0.0)
+                {
+                    bad(
+                        &format!("server_types[{i}].capacity"),
+                        format!("must be a number above zero, not {capacity}"),
+                    );
+                }
+            }
+        }
+    }
+    match c.spot {
+        Some(SpotSpec::Share(s)) if !(0.0..=1.0).contains(&s) => {
+            bad("spot.share", format!("must be between 0 and 1, not {s}"))
+        }
+        Some(spot) if spot.wants_spot() => bad("spot", no_spot(c.kind)),
+        _ => {}
     }
     if c.image.trim().is_empty() {
         bad("image", "must not be empty".into());
@@ -456,6 +630,25 @@ pub(crate) fn check_config(
         out.push(p);
     }
     out
+}
+
+/// Why a spot/on-demand mix cannot be made at `kind`: none of the three sells spot capacity.
+fn no_spot(kind: ProviderKind) -> String {
+    let why = match kind {
+        ProviderKind::Hetzner => {
+            "Hetzner Cloud has no spot or preemptible servers: every server is billed on demand"
+        }
+        ProviderKind::Scaleway => {
+            "Scaleway Instances have no spot or preemptible offer: Instances are billed on demand by the hour (savings plans are a billing discount, not spot capacity)"
+        }
+        ProviderKind::Ovh => {
+            "OVHcloud Public Cloud has no spot instances: instances are billed hourly or monthly on demand"
+        }
+    };
+    format!(
+        "{} cannot run a spot/on-demand mix. {why}; remove `spot` (or set it to false)",
+        kind.name()
+    )
 }
 
 fn out_push(bad: &mut impl FnMut(&str, String), p: TargetProblem) {

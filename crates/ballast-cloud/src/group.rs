@@ -11,7 +11,8 @@ use ballast_executor::{Description, Executor, ExecutorError, TargetProblem};
 use chrono::{DateTime, FixedOffset};
 use tokio::time::Instant;
 
-use crate::config::GroupConfig;
+use crate::choice::{Offer, Plan, rank};
+use crate::config::{GroupConfig, ServerTypeSpec};
 use crate::lifecycle::Lifecycle;
 use crate::{GROUP_LABEL, template};
 
@@ -57,6 +58,8 @@ pub struct Server {
 pub struct NewServer {
     /// The server's name.
     pub name: String,
+    /// Its server type (one of the group's allowed types).
+    pub server_type: String,
     /// Its 0-based place in the group when it was created.
     pub index: usize,
     /// cloud-init user data, rendered for this server.
@@ -85,6 +88,23 @@ pub struct Price {
     pub currency: String,
 }
 
+/// Why a provider did not create a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateError {
+    /// The server type is sold out at the group's place (Hetzner `resource_unavailable` or
+    /// `placement_error`, Scaleway `out_of_stock`, an OVHcloud refusal after which the
+    /// flavor reads `available: false`): the group tries its next type.
+    SoldOut(String),
+    /// Any other failure.
+    Failed(ExecutorError),
+}
+
+impl From<ExecutorError> for CreateError {
+    fn from(e: ExecutorError) -> CreateError {
+        CreateError::Failed(e)
+    }
+}
+
 /// One cloud provider, as a node group needs it. Every call goes to the provider's API;
 /// errors are transient or permanent as [`ExecutorError`] says.
 #[async_trait]
@@ -96,8 +116,11 @@ pub trait Provider: Send + Sync + Debug + 'static {
     /// The executor kind (`hetzner`, `scaleway`, `ovh`).
     fn kind(&self) -> &'static str;
 
-    /// The group in the provider's words (`group web (cx22) at fsn1`).
+    /// The group in the provider's words (`group web (cx22, cx32) at fsn1`).
     fn target(&self) -> String;
+
+    /// Where the group's servers go (location, zone or region).
+    fn place(&self) -> &str;
 
     /// Every server of the group, all pages read.
     async fn list(&self) -> Result<Vec<Server>, ExecutorError>;
@@ -105,8 +128,8 @@ pub trait Provider: Send + Sync + Debug + 'static {
     /// The group's server called `name`, if there is one.
     async fn find(&self, name: &str) -> Result<Option<Server>, ExecutorError>;
 
-    /// Asks for a new server; the answer is polled until it runs.
-    async fn create(&self, new: &NewServer) -> Result<Self::Pending, ExecutorError>;
+    /// Asks for a new server of `new.server_type`; the answer is polled until it runs.
+    async fn create(&self, new: &NewServer) -> Result<Self::Pending, CreateError>;
 
     /// How a create or delete is going.
     async fn poll(&self, pending: &Self::Pending) -> Result<Progress, ExecutorError>;
@@ -114,8 +137,9 @@ pub trait Provider: Send + Sync + Debug + 'static {
     /// Asks for a server to be deleted; the answer is polled until it is gone.
     async fn delete(&self, server: &Server) -> Result<Self::Pending, ExecutorError>;
 
-    /// The hourly price of the group's server type at its place, from the catalogue.
-    async fn price(&self) -> Result<Option<Price>, ExecutorError>;
+    /// What the catalogue says of each of `server_types` at the group's place: hourly
+    /// price, CPU count and whether it can be created now. One offer per type, in order.
+    async fn offers(&self, server_types: &[String]) -> Result<Vec<Offer>, ExecutorError>;
 }
 
 /// A value per node (its utilization), keyed by server name, for choosing which servers a
@@ -126,11 +150,13 @@ pub trait NodeMetric: Send + Sync + Debug {
     async fn values(&self) -> Result<HashMap<String, f64>, ExecutorError>;
 }
 
-/// What a group does, apart from the provider: names, user data, timeouts.
+/// What a group does, apart from the provider: names, server types, user data, timeouts.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The group's name (label value and server name prefix).
     pub group: String,
+    /// The allowed server types, in the order written, with their capacities.
+    pub server_types: Vec<ServerTypeSpec>,
     /// The user data template, if any.
     pub user_data: Option<String>,
     /// Extra labels for every server.
@@ -155,6 +181,7 @@ impl Settings {
         let t = &c.timeouts;
         Ok(Settings {
             group: c.group.clone(),
+            server_types: c.server_type_specs(),
             user_data: c.user_data_source()?,
             labels: c.labels.clone(),
             create_timeout: t.create.0,
@@ -166,11 +193,12 @@ impl Settings {
         })
     }
 
-    /// Defaults for `group` (no user data, the default timeouts).
-    pub fn new(group: impl Into<String>) -> Settings {
+    /// Defaults for `group` of `server_types` (no user data, the default timeouts).
+    pub fn new(group: impl Into<String>, server_types: Vec<ServerTypeSpec>) -> Settings {
         let t = crate::Timeouts::default();
         Settings {
             group: group.into(),
+            server_types,
             user_data: None,
             labels: BTreeMap::new(),
             create_timeout: t.create.0,
@@ -192,19 +220,36 @@ impl Settings {
 /// that failed or are going away are not counted; failed ones are deleted the next time the
 /// group changes size. Scale-up waits until every new server is ready (or deleted because
 /// it never became ready), so a successful scale leaves only ready servers behind.
+///
+/// Server types: a group may allow several (`server_types`). Each scale-up reads the
+/// provider's catalogue and creates the type with the lowest hourly price per unit of
+/// capacity among those that can be created at the group's place now (not sold out, still
+/// offered there); a type being withdrawn is taken only when no other can be; a server's
+/// capacity is the type's configured `capacity`, else the catalogue's CPU count. A create
+/// refused because the type is sold out moves on to the next type. The servers of a group
+/// may then be of different types and bring different capacities, but the count stays a
+/// count of servers, not of capacity units: a policy scales servers, and its metrics (load
+/// per server, queue depth) say how many it needs.
+/// The price in [`describe`](Executor::describe) is the hourly price of one server of the
+/// type the next scale-up would pick (the catalogue is read again every `price_refresh`,
+/// and at every scale-up); a decision's cost estimate (count × that price) is therefore
+/// exact for a group of one type and an estimate for a mixed one.
 #[derive(Debug)]
 pub struct NodeGroup<P: Provider> {
     provider: P,
     settings: Settings,
     lifecycle: Lifecycle,
     metric: Option<Arc<dyn NodeMetric>>,
+    /// The order the next scale-up would try the server types in, as last read.
+    plan: RwLock<Option<Plan>>,
+    /// The price of one server of the type the next scale-up would pick, as last known.
     price: RwLock<Option<Price>>,
-    /// When the price is next read.
+    /// When the catalogue is next read.
     price_due: Mutex<Option<Instant>>,
 }
 
 impl<P: Provider> NodeGroup<P> {
-    /// A group over `provider`. Reads the price once; a failure is logged and the group
+    /// A group over `provider`. Reads the catalogue once; a failure is logged and the group
     /// describes itself without a price until a later refresh succeeds.
     pub async fn new(
         provider: P,
@@ -217,6 +262,7 @@ impl<P: Provider> NodeGroup<P> {
             settings,
             lifecycle,
             metric,
+            plan: RwLock::new(None),
             price: RwLock::new(None),
             price_due: Mutex::new(None),
         };
@@ -229,7 +275,8 @@ impl<P: Provider> NodeGroup<P> {
         &self.provider
     }
 
-    /// The price last read from the catalogue.
+    /// The price of one server of the type the next scale-up would pick, as last read from
+    /// the catalogue.
     pub fn price(&self) -> Option<Price> {
         self.price
             .read()
@@ -237,26 +284,69 @@ impl<P: Provider> NodeGroup<P> {
             .clone()
     }
 
-    /// Reads the price. A failure keeps the last price and is tried again after a minute
-    /// (or the refresh period, if shorter) rather than a whole period later.
+    /// The server type the next scale-up would try first, as last read from the catalogue.
+    pub fn next_server_type(&self) -> Option<String> {
+        self.plan
+            .read()
+            .expect("no panic under the plan lock")
+            .as_ref()
+            .and_then(|p| p.order.first())
+            .map(|c| c.server_type.clone())
+    }
+
+    fn type_names(&self) -> Vec<String> {
+        self.settings
+            .server_types
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Reads the catalogue and orders the server types by it.
+    async fn read_plan(&self) -> Result<Plan, ExecutorError> {
+        let offers = self.provider.offers(&self.type_names()).await?;
+        Ok(rank(&self.settings.server_types, &offers))
+    }
+
+    /// Keeps `plan` as the one the next scale-up would follow, and its first type's price
+    /// as the group's price. With nothing left to pick, or a plan not read from the
+    /// catalogue (`fresh` false) whose first type has no price, the last known price stays,
+    /// so the budget still has a price to hold the group to.
+    fn remember(&self, plan: Plan, fresh: bool) {
+        if let Some(first) = plan.order.first()
+            && (fresh || first.price.is_some())
+        {
+            *self.price.write().expect("no panic under the price lock") = first.price.clone();
+        }
+        *self.plan.write().expect("no panic under the plan lock") = Some(plan);
+    }
+
+    /// Reads the catalogue. A failure keeps the last price and is tried again after a
+    /// minute (or the refresh period, if shorter) rather than a whole period later.
     async fn refresh_price(&self) {
-        let ok = match self.provider.price().await {
-            Ok(Some(p)) => {
-                *self.price.write().expect("no panic under the price lock") = Some(p);
-                true
-            }
-            Ok(None) => {
-                tracing::warn!(
-                    target = %self.provider.target(),
-                    "the provider's catalogue has no price for this server type here"
-                );
+        let ok = match self.read_plan().await {
+            Ok(plan) => {
+                match plan.order.first() {
+                    None => tracing::warn!(
+                        target = %self.provider.target(),
+                        reason = %plan.nothing_left(self.provider.place()),
+                        "no server type of the group can be created now"
+                    ),
+                    Some(c) if c.price.is_none() => tracing::warn!(
+                        target = %self.provider.target(),
+                        server_type = %c.server_type,
+                        "the provider's catalogue has no price for this server type here"
+                    ),
+                    Some(_) => {}
+                }
+                self.remember(plan, true);
                 true
             }
             Err(e) => {
                 tracing::warn!(
                     target = %self.provider.target(),
                     error = %e,
-                    "reading the price failed; keeping the last one"
+                    "reading the catalogue failed; keeping the last price"
                 );
                 false
             }
@@ -276,6 +366,28 @@ impl<P: Provider> NodeGroup<P> {
         };
         if due {
             self.refresh_price().await;
+        }
+    }
+
+    /// The order this scale-up tries the types in: the catalogue read now (availability
+    /// changes by the minute), else the last plan, else the types as written.
+    async fn plan_for_scale_up(&self) -> (Plan, bool) {
+        match self.read_plan().await {
+            Ok(plan) => (plan, true),
+            Err(e) => {
+                let last = self
+                    .plan
+                    .read()
+                    .expect("no panic under the plan lock")
+                    .clone();
+                tracing::warn!(
+                    target = %self.provider.target(),
+                    error = %e,
+                    "reading the catalogue failed; choosing the server type by the last reading"
+                );
+                let plan = last.unwrap_or_else(|| Plan::as_listed(&self.settings.server_types));
+                (plan, false)
+            }
         }
     }
 
@@ -302,11 +414,13 @@ impl<P: Provider> NodeGroup<P> {
         let existing = servers.iter().filter(|s| s.state.counts()).count();
         let mut labels = self.settings.labels.clone();
         labels.insert(GROUP_LABEL.to_string(), self.settings.group.clone());
+        let (mut plan, fresh) = self.plan_for_scale_up().await;
         let mut errors = Vec::new();
         let mut started = Vec::new();
-        // Creates one after another and stops at the first refusal: a quota or a bad server
-        // type refuses every create alike.
-        for i in 0..missing {
+        // Creates one after another and stops at the first refusal other than "sold out": a
+        // quota or a bad image refuses every create alike. A sold-out type is dropped for
+        // the rest of this scale and the next type is tried for the same server.
+        'servers: for i in 0..missing {
             let name = self.fresh_name(&taken);
             taken.insert(name.clone());
             let index = existing + i;
@@ -322,31 +436,60 @@ impl<P: Provider> NodeGroup<P> {
                 }
                 None => None,
             };
-            let new = NewServer {
-                name,
-                index,
-                user_data,
-                labels: labels.clone(),
-            };
-            match self.provider.create(&new).await {
-                Ok(pending) => {
-                    tracing::info!(target = %self.provider.target(), server = %new.name, "creating server");
-                    started.push((new.name, pending));
-                }
-                Err(e) => {
-                    errors.push(ExecutorError::from_parts(
-                        e.is_transient(),
-                        format!(
-                            "creating {} ({} of {missing}) failed: {}",
-                            new.name,
-                            i + 1,
-                            e.message()
-                        ),
-                    ));
-                    break;
+            loop {
+                let Some(choice) = plan.order.first() else {
+                    let why = plan.nothing_left(self.provider.place());
+                    let message = format!("creating {name} ({} of {missing}) failed: {why}", i + 1);
+                    errors.push(if plan.only_lasting_reasons() {
+                        ExecutorError::Permanent(message)
+                    } else {
+                        ExecutorError::Transient(message)
+                    });
+                    break 'servers;
+                };
+                let new = NewServer {
+                    name: name.clone(),
+                    server_type: choice.server_type.clone(),
+                    index,
+                    user_data: user_data.clone(),
+                    labels: labels.clone(),
+                };
+                match self.provider.create(&new).await {
+                    Ok(pending) => {
+                        tracing::info!(
+                            target = %self.provider.target(),
+                            server = %new.name,
+                            server_type = %new.server_type,
+                            "creating server"
+                        );
+                        started.push((new.name, pending));
+                        break;
+                    }
+                    Err(CreateError::SoldOut(why)) => {
+                        tracing::warn!(
+                            target = %self.provider.target(),
+                            server_type = %new.server_type,
+                            reason = %why,
+                            "server type sold out; trying the next one"
+                        );
+                        plan.sold_out(&new.server_type, why);
+                    }
+                    Err(CreateError::Failed(e)) => {
+                        errors.push(ExecutorError::from_parts(
+                            e.is_transient(),
+                            format!(
+                                "creating {} ({} of {missing}) failed: {}",
+                                new.name,
+                                i + 1,
+                                e.message()
+                            ),
+                        ));
+                        break 'servers;
+                    }
                 }
             }
         }
+        self.remember(plan, fresh);
         let results = futures::future::join_all(
             started
                 .iter()

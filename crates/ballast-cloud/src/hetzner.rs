@@ -1,6 +1,8 @@
 //! Hetzner Cloud (`docs.hetzner.cloud`): servers labelled with the group, created with
 //! `POST /servers`, followed through `GET /actions/{id}`, deleted with `DELETE
-//! /servers/{id}`; prices from `GET /server_types`.
+//! /servers/{id}`; prices, CPU counts and per-location deprecations from
+//! `GET /server_types`. A create refused with `resource_unavailable` (412) or
+//! `placement_error` (422) means the type cannot be placed at the location now: sold out.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,8 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::GROUP_LABEL;
+use crate::choice::{Availability, Offer};
 use crate::config::{Credentials, GroupConfig};
-use crate::group::{NewServer, Price, Progress, Provider, Server, ServerState};
+use crate::group::{CreateError, NewServer, Price, Progress, Provider, Server, ServerState};
 use crate::http::{Http, RateLimitHeader, Request, Response, classify, enc};
 use crate::prices::PriceRow;
 
@@ -55,9 +58,22 @@ impl Api {
         path_and_query: &str,
         body: Option<serde_json::Value>,
     ) -> Result<Response, ExecutorError> {
+        let response = self.send(method.clone(), path_and_query, body).await?;
+        if response.status.is_success() {
+            return Ok(response);
+        }
+        Err(error(&method, path_and_query, &response))
+    }
+
+    /// One call whose status the caller judges (rate limits are waited out here).
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Response, ExecutorError> {
         let url = format!("{}{path_and_query}", self.base);
-        let response = self
-            .http
+        self.http
             .send_with_backoff("hetzner", RateLimitHeader::ResetAt, self.max_wait, || {
                 let mut req = Request::new(method.clone(), url.clone()).secret_header(
                     "authorization",
@@ -68,11 +84,7 @@ impl Api {
                 }
                 Ok(req)
             })
-            .await?;
-        if response.status.is_success() {
-            return Ok(response);
-        }
-        Err(error(&method, path_and_query, &response))
+            .await
     }
 
     async fn server_types(&self, name: Option<&str>) -> Result<Vec<ServerType>, ExecutorError> {
@@ -133,7 +145,7 @@ impl Api {
 pub struct Hetzner {
     api: Api,
     group: String,
-    server_type: String,
+    server_types: Vec<String>,
     image: String,
     location: String,
     ssh_keys: Vec<String>,
@@ -145,7 +157,7 @@ impl fmt::Debug for Hetzner {
             .field("endpoint", &self.api.base)
             .field("token", &"***")
             .field("group", &self.group)
-            .field("server_type", &self.server_type)
+            .field("server_types", &self.server_types)
             .field("location", &self.location)
             .finish_non_exhaustive()
     }
@@ -170,7 +182,7 @@ impl Hetzner {
         Ok(Hetzner {
             api,
             group: config.group.clone(),
-            server_type: config.server_type.clone(),
+            server_types: config.server_type_names(),
             image: config.image.clone(),
             location: config.location.clone().unwrap_or_default(),
             ssh_keys: config.ssh_keys.clone(),
@@ -213,18 +225,27 @@ impl Hetzner {
 /// Hetzner Cloud bills in euros (the `currency` of `GET /pricing`).
 const CURRENCY: &str = "EUR";
 
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorInner,
+}
+
+#[derive(Deserialize)]
+struct ErrorInner {
+    code: String,
+    message: String,
+}
+
+/// The `error.code` of an error answer.
+fn error_code(r: &Response) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(&r.body)
+        .ok()
+        .map(|b| b.error.code)
+}
+
 fn error(method: &Method, path: &str, r: &Response) -> ExecutorError {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
-        code: String,
-        message: String,
-    }
     let path = crate::http::strip_query(path);
-    let detail = match serde_json::from_slice::<Body>(&r.body) {
+    let detail = match serde_json::from_slice::<ErrorBody>(&r.body) {
         Ok(b) => format!("{}: {}", b.error.code, b.error.message),
         Err(_) => String::from_utf8_lossy(&r.body).chars().take(200).collect(),
     };
@@ -345,6 +366,77 @@ struct ServerType {
     memory: Option<f64>,
     #[serde(default)]
     prices: Vec<LocationPrice>,
+    /// The whole type's deprecation (older answers; superseded by the per-location one).
+    deprecation: Option<Deprecation>,
+    /// Where the type is offered, each with its own deprecation (newer answers).
+    locations: Option<Vec<TypeLocation>>,
+}
+
+#[derive(Deserialize)]
+struct TypeLocation {
+    name: String,
+    deprecation: Option<Deprecation>,
+}
+
+#[derive(Deserialize)]
+struct Deprecation {
+    unavailable_after: Option<String>,
+}
+
+impl ServerType {
+    /// The type as offered at `location` at time `now`: a type absent from the location
+    /// (from its `locations`, or without a price there in answers without `locations`) is
+    /// not offered; one whose deprecation's `unavailable_after` has passed is withdrawn; one
+    /// with a deprecation still ahead can be created but is being withdrawn.
+    fn offer_at(&self, location: &str, now: chrono::DateTime<chrono::Utc>) -> Offer {
+        let price = self
+            .prices
+            .iter()
+            .find(|p| p.location == location)
+            .and_then(|p| p.price_hourly.gross.parse::<f64>().ok())
+            .map(|hourly| Price {
+                hourly,
+                currency: CURRENCY.to_string(),
+            });
+        let deprecation = match &self.locations {
+            Some(list) => match list.iter().find(|l| l.name == location) {
+                Some(l) => l.deprecation.as_ref(),
+                None => {
+                    return Offer::not_offered(&self.name, format!("not offered at {location}"));
+                }
+            },
+            None if price.is_none() => {
+                return Offer::not_offered(&self.name, format!("not sold at {location}"));
+            }
+            None => self.deprecation.as_ref(),
+        };
+        let availability = match deprecation {
+            None => Availability::Available,
+            Some(d) => {
+                let after = d
+                    .unavailable_after
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                match after {
+                    Some(t) if t <= now => Availability::NotOffered(format!(
+                        "withdrawn at {location} since {}",
+                        t.to_rfc3339()
+                    )),
+                    Some(t) => Availability::Withdrawing(format!(
+                        "deprecated at {location}, orderable until {}",
+                        t.to_rfc3339()
+                    )),
+                    None => Availability::Withdrawing(format!("deprecated at {location}")),
+                }
+            }
+        };
+        Offer {
+            server_type: self.name.clone(),
+            price,
+            cpus: self.cores,
+            availability,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -373,8 +465,14 @@ impl Provider for Hetzner {
     fn target(&self) -> String {
         format!(
             "group {} ({}) at {}",
-            self.group, self.server_type, self.location
+            self.group,
+            self.server_types.join(", "),
+            self.location
         )
+    }
+
+    fn place(&self) -> &str {
+        &self.location
     }
 
     async fn list(&self) -> Result<Vec<Server>, ExecutorError> {
@@ -386,10 +484,10 @@ impl Provider for Hetzner {
         Ok(found.into_iter().find(|s| s.name == name))
     }
 
-    async fn create(&self, new: &NewServer) -> Result<Actions, ExecutorError> {
+    async fn create(&self, new: &NewServer) -> Result<Actions, CreateError> {
         let mut body = json!({
             "name": new.name,
-            "server_type": self.server_type,
+            "server_type": new.server_type,
             "image": self.image,
             "location": self.location,
             "labels": new.labels,
@@ -401,7 +499,16 @@ impl Provider for Hetzner {
         if let Some(u) = &new.user_data {
             body["user_data"] = json!(u);
         }
-        let r = self.api.call(Method::POST, "/servers", Some(body)).await?;
+        let r = self.api.send(Method::POST, "/servers", Some(body)).await?;
+        if !r.status.is_success() {
+            let e = error(&Method::POST, "/servers", &r);
+            return Err(match error_code(&r).as_deref() {
+                Some("resource_unavailable" | "placement_error") => {
+                    CreateError::SoldOut(e.message().to_string())
+                }
+                _ => CreateError::Failed(e),
+            });
+        }
         let created: Created = r.parse("hetzner: POST /servers")?;
         let mut ids = vec![created.action.id];
         ids.extend(created.next_actions.iter().map(|a| a.id));
@@ -456,17 +563,18 @@ impl Provider for Hetzner {
         }
     }
 
-    async fn price(&self) -> Result<Option<Price>, ExecutorError> {
-        let types = self.api.server_types(Some(&self.server_type)).await?;
-        Ok(types
+    async fn offers(&self, server_types: &[String]) -> Result<Vec<Offer>, ExecutorError> {
+        let all = match server_types {
+            [one] => self.api.server_types(Some(one)).await?,
+            _ => self.api.server_types(None).await?,
+        };
+        let now = chrono::Utc::now();
+        Ok(server_types
             .iter()
-            .filter(|t| t.name == self.server_type)
-            .flat_map(|t| t.prices.iter())
-            .find(|p| p.location == self.location)
-            .and_then(|p| p.price_hourly.gross.parse::<f64>().ok())
-            .map(|hourly| Price {
-                hourly,
-                currency: CURRENCY.to_string(),
-            }))
+            .map(|name| match all.iter().find(|t| &t.name == name) {
+                Some(t) => t.offer_at(&self.location, now),
+                None => Offer::not_offered(name, "hetzner lists no such server type"),
+            })
+            .collect())
     }
 }

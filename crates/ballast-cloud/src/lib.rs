@@ -15,7 +15,13 @@
 //!   the newest without one, drains each ([`WebhookDrain`], or cordon and evict on
 //!   Kubernetes) and deletes it;
 //! - prices come from each provider's catalogue ([`prices`]) and feed the description
-//!   (`price_per_replica_hour`, `currency`) that every decision's cost estimate reads.
+//!   (`price_per_replica_hour`, `currency`) that every decision's cost estimate reads;
+//! - a group may allow several server types (`server_types`, each with an optional
+//!   `capacity`): a scale-up creates the one with the lowest hourly price per unit of
+//!   capacity that the provider can deliver at the group's place, and falls back to the
+//!   next when a create finds it sold out (see [`NodeGroup`] for how servers of different
+//!   types are counted and priced). None of the three providers sells spot capacity, so a
+//!   `spot` mix is refused by [`check`] with the provider's reason.
 //!
 //! The runtime builds a group from a policy's `target` block with [`build`] after
 //! [`check`] reported no problem. Credentials are read from the environment or a file and
@@ -23,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod choice;
 mod config;
 mod group;
 mod hetzner;
@@ -39,12 +46,14 @@ use std::sync::Arc;
 
 use ballast_executor::{Executor, NodeLifecycle, TargetProblem};
 
+pub use choice::{Availability, Offer};
 pub use config::{
-    Credentials, DrainSpec, Dur, GroupConfig, MAX_USER_DATA, ProviderKind, ReadinessSpec, Timeouts,
-    check, check_with_env, parse,
+    Credentials, DrainSpec, Dur, GroupConfig, MAX_USER_DATA, ProviderKind, ReadinessSpec,
+    ServerTypeSpec, SpotSpec, Timeouts, check, check_with_env, parse,
 };
 pub use group::{
-    NewServer, NodeGroup, NodeMetric, Price, Progress, Provider, Server, ServerState, Settings,
+    CreateError, NewServer, NodeGroup, NodeMetric, Price, Progress, Provider, Server, ServerState,
+    Settings,
 };
 pub use hetzner::{Actions as HetznerActions, Hetzner};
 pub use lifecycle::{Addresses, HttpReadiness, Lifecycle, RunningIsReady, WebhookDrain};

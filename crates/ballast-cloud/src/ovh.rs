@@ -3,8 +3,12 @@
 //! (OVHcloud instances carry no labels), created with `POST
 //! /cloud/project/{serviceName}/region/{region}/instance` and followed through the
 //! operation it answers, deleted with `DELETE /cloud/project/{serviceName}/instance/{id}`;
-//! prices from the public catalogue by each flavor's hourly plan code.
+//! prices from the public catalogue by each flavor's hourly plan code; stock from each
+//! flavor's `available` flag. OVHcloud documents no error class of its own for a sold-out
+//! flavor, so a refused create is taken as "sold out" when the flavor, read again right
+//! after, says `available: false`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,8 +21,9 @@ use serde::Deserialize;
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
+use crate::choice::{Availability, Offer};
 use crate::config::{Credentials, GroupConfig};
-use crate::group::{NewServer, Price, Progress, Provider, Server, ServerState};
+use crate::group::{CreateError, NewServer, Price, Progress, Provider, Server, ServerState};
 use crate::http::{Http, RateLimitHeader, Request, Response, classify, enc};
 use crate::prices::PriceRow;
 
@@ -340,6 +345,9 @@ struct Flavor {
     id: String,
     name: String,
     plan_codes: Option<PlanCodes>,
+    vcpus: Option<f64>,
+    /// In stock (absent in older answers: taken as available).
+    available: Option<bool>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -416,11 +424,12 @@ pub struct Ovh {
     api: Api,
     project: String,
     group: String,
-    flavor: String,
+    flavors: Vec<String>,
     image: String,
     region: String,
     ssh_key: Option<String>,
-    flavor_cache: Mutex<Option<Flavor>>,
+    /// Flavor ids by the name (or id) configured, as last read.
+    flavor_ids: Mutex<HashMap<String, String>>,
 }
 
 impl fmt::Debug for Ovh {
@@ -430,7 +439,7 @@ impl fmt::Debug for Ovh {
             .field("keys", &"***")
             .field("project", &self.project)
             .field("group", &self.group)
-            .field("flavor", &self.flavor)
+            .field("flavors", &self.flavors)
             .field("region", &self.region)
             .finish_non_exhaustive()
     }
@@ -466,11 +475,11 @@ impl Ovh {
             api,
             project: config.project.clone().unwrap_or_default(),
             group: config.group.clone(),
-            flavor: config.server_type.clone(),
+            flavors: config.server_type_names(),
             image: config.image.clone(),
             region: config.region.clone().unwrap_or_default(),
             ssh_key: config.ssh_keys.first().cloned(),
-            flavor_cache: Mutex::new(None),
+            flavor_ids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -511,10 +520,8 @@ impl Ovh {
             .collect())
     }
 
-    async fn flavor(&self) -> Result<Flavor, ExecutorError> {
-        if let Some(f) = self.flavor_cache.lock().expect("no panic").clone() {
-            return Ok(f);
-        }
+    /// Every flavor of the project's region; remembers the ids of the configured ones.
+    async fn region_flavors(&self) -> Result<Vec<Flavor>, ExecutorError> {
         let r = self
             .api
             .call(
@@ -528,18 +535,45 @@ impl Ovh {
             )
             .await?;
         let flavors: Vec<Flavor> = r.parse("ovh: GET /cloud/project/{serviceName}/flavor")?;
-        let found = flavors
-            .into_iter()
-            .find(|f| f.name == self.flavor || f.id == self.flavor)
-            .ok_or_else(|| {
-                ExecutorError::Permanent(format!(
-                    "ovh: no flavor {} in region {}",
-                    self.flavor, self.region
-                ))
-            })?;
-        *self.flavor_cache.lock().expect("no panic") = Some(found.clone());
-        Ok(found)
+        let mut ids = self.flavor_ids.lock().expect("no panic under the lock");
+        for wanted in &self.flavors {
+            if let Some(f) = find_flavor(&flavors, wanted) {
+                ids.insert(wanted.clone(), f.id.clone());
+            }
+        }
+        Ok(flavors)
     }
+
+    /// The id of the flavor configured as `name`.
+    async fn flavor_id(&self, name: &str) -> Result<String, ExecutorError> {
+        if let Some(id) = self
+            .flavor_ids
+            .lock()
+            .expect("no panic under the lock")
+            .get(name)
+        {
+            return Ok(id.clone());
+        }
+        let flavors = self.region_flavors().await?;
+        find_flavor(&flavors, name)
+            .map(|f| f.id.clone())
+            .ok_or_else(|| {
+                ExecutorError::Permanent(format!("ovh: no flavor {name} in region {}", self.region))
+            })
+    }
+
+    /// Whether the flavor configured as `name` now reads `available: false`.
+    async fn sold_out_now(&self, name: &str) -> bool {
+        match self.region_flavors().await {
+            Ok(flavors) => find_flavor(&flavors, name).is_some_and(|f| f.available == Some(false)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The flavor configured as `name` (its name, or its id).
+fn find_flavor<'a>(flavors: &'a [Flavor], name: &str) -> Option<&'a Flavor> {
+    flavors.iter().find(|f| f.name == name || f.id == name)
 }
 
 #[async_trait]
@@ -551,7 +585,16 @@ impl Provider for Ovh {
     }
 
     fn target(&self) -> String {
-        format!("group {} ({}) at {}", self.group, self.flavor, self.region)
+        format!(
+            "group {} ({}) at {}",
+            self.group,
+            self.flavors.join(", "),
+            self.region
+        )
+    }
+
+    fn place(&self) -> &str {
+        &self.region
     }
 
     async fn list(&self) -> Result<Vec<Server>, ExecutorError> {
@@ -572,11 +615,11 @@ impl Provider for Ovh {
             .map(Instance::to_server))
     }
 
-    async fn create(&self, new: &NewServer) -> Result<Wait, ExecutorError> {
-        let flavor = self.flavor().await?;
+    async fn create(&self, new: &NewServer) -> Result<Wait, CreateError> {
+        let flavor_id = self.flavor_id(&new.server_type).await?;
         let mut body = json!({
             "name": new.name,
-            "flavor": {"id": flavor.id},
+            "flavor": {"id": flavor_id},
             "bootFrom": {"imageId": self.image},
             "network": {"public": true},
             "billingPeriod": "hourly",
@@ -587,7 +630,7 @@ impl Provider for Ovh {
         if let Some(u) = &new.user_data {
             body["userData"] = json!(u);
         }
-        let r = self
+        let created = self
             .api
             .call(
                 Method::POST,
@@ -598,7 +641,19 @@ impl Provider for Ovh {
                 ),
                 Some(&body),
             )
-            .await?;
+            .await;
+        let r = match created {
+            Ok(r) => r,
+            Err(e) if self.sold_out_now(&new.server_type).await => {
+                return Err(CreateError::SoldOut(format!(
+                    "{}; flavor {} now reads as not available in {}",
+                    e.message(),
+                    new.server_type,
+                    self.region
+                )));
+            }
+            Err(e) => return Err(CreateError::Failed(e)),
+        };
         let op: Operation =
             r.parse("ovh: POST /cloud/project/{serviceName}/region/{region}/instance")?;
         Ok(Wait::Operation(op.id))
@@ -651,20 +706,56 @@ impl Provider for Ovh {
         Ok(Wait::Gone(server.id.clone()))
     }
 
-    async fn price(&self) -> Result<Option<Price>, ExecutorError> {
-        let flavor = self.flavor().await?;
-        let Some(plan) = flavor.plan_codes.and_then(|p| p.hourly) else {
-            return Ok(None);
-        };
-        let c = self.api.catalogue(SUBSIDIARY).await?;
-        Ok(c.addons
+    async fn offers(&self, server_types: &[String]) -> Result<Vec<Offer>, ExecutorError> {
+        let flavors = self.region_flavors().await?;
+        let wanted: Vec<Option<&Flavor>> = server_types
             .iter()
-            .find(|a| a.plan_code == plan)
-            .and_then(Addon::hourly)
-            .map(|hourly| Price {
-                hourly,
-                currency: c.locale.currency_code.clone(),
-            }))
+            .map(|name| find_flavor(&flavors, name))
+            .collect();
+        let needs_prices = wanted
+            .iter()
+            .flatten()
+            .any(|f| f.plan_codes.as_ref().is_some_and(|p| p.hourly.is_some()));
+        let catalogue = if needs_prices {
+            Some(self.api.catalogue(SUBSIDIARY).await?)
+        } else {
+            None
+        };
+        let region = &self.region;
+        Ok(server_types
+            .iter()
+            .zip(wanted)
+            .map(|(name, flavor)| {
+                let Some(f) = flavor else {
+                    return Offer::not_offered(
+                        name,
+                        format!("no flavor {name} in region {region}"),
+                    );
+                };
+                let price = f
+                    .plan_codes
+                    .as_ref()
+                    .and_then(|p| p.hourly.as_deref())
+                    .zip(catalogue.as_ref())
+                    .and_then(|(plan, c)| {
+                        let hourly = c.addons.iter().find(|a| a.plan_code == plan)?.hourly()?;
+                        Some(Price {
+                            hourly,
+                            currency: c.locale.currency_code.clone(),
+                        })
+                    });
+                Offer {
+                    server_type: name.clone(),
+                    price,
+                    cpus: f.vcpus,
+                    availability: if f.available == Some(false) {
+                        Availability::SoldOut(format!("out of stock in {region}"))
+                    } else {
+                        Availability::Available
+                    },
+                }
+            })
+            .collect())
     }
 }
 

@@ -2,8 +2,10 @@
 //! servers tagged `ballast/group=<group>`, created stopped with `POST /servers`, given their
 //! cloud-init through `PATCH /servers/{id}/user_data/cloud-init`, started with the
 //! `poweron` action and followed through their `state`; removed with the `terminate`
-//! action (or `DELETE` with their volumes when stopped); prices from
-//! `GET /products/servers`.
+//! action (or `DELETE` with their volumes when stopped); prices, CPU counts and end of
+//! service from `GET /products/servers`, stock from `GET /products/servers/availability`
+//! (`available`, `scarce`, `shortage`). An error of type `out_of_stock` (on the create or
+//! on the `poweron` that follows it) means the commercial type is sold out in the zone.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::GROUP_LABEL;
+use crate::choice::{Availability, Offer};
 use crate::config::{Credentials, GroupConfig};
-use crate::group::{NewServer, Price, Progress, Provider, Server, ServerState};
+use crate::group::{CreateError, NewServer, Price, Progress, Provider, Server, ServerState};
 use crate::http::{Http, RateLimitHeader, Request, Response, classify, enc};
 use crate::prices::PriceRow;
 
@@ -135,32 +138,72 @@ impl Api {
         }
     }
 
-    /// Every commercial type's hourly price in `zone`.
-    pub(crate) async fn price_rows(&self, zone: &str) -> Result<Vec<PriceRow>, ExecutorError> {
-        let mut rows = Vec::new();
+    /// Every commercial type of `zone`'s catalogue.
+    async fn products(&self, zone: &str) -> Result<BTreeMap<String, ProductType>, ExecutorError> {
+        let mut out = BTreeMap::new();
         self.pages(
             &format!("/instance/v1/zones/{}/products/servers", enc(zone)),
             "scaleway: GET /products/servers",
             |p: Products| {
                 let n = p.servers.len();
-                for (name, t) in p.servers {
-                    if let Some(hourly) = t.hourly_price {
-                        rows.push(PriceRow {
-                            server_type: name,
-                            location: zone.to_string(),
-                            hourly,
-                            currency: CURRENCY.to_string(),
-                            cpus: t.ncpus,
-                            memory_gb: t.ram.map(|b| b / 1_073_741_824.0),
-                        });
-                    }
-                }
+                out.extend(p.servers);
                 n
             },
         )
         .await?;
-        Ok(rows)
+        Ok(out)
     }
+
+    /// Every commercial type's stock in `zone` (`available`, `scarce` or `shortage`).
+    async fn availability(&self, zone: &str) -> Result<BTreeMap<String, String>, ExecutorError> {
+        let mut out = BTreeMap::new();
+        self.pages(
+            &format!(
+                "/instance/v1/zones/{}/products/servers/availability",
+                enc(zone)
+            ),
+            "scaleway: GET /products/servers/availability",
+            |p: Stock| {
+                let n = p.servers.len();
+                out.extend(p.servers.into_iter().map(|(k, v)| (k, v.availability)));
+                n
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Every commercial type's hourly price in `zone`.
+    pub(crate) async fn price_rows(&self, zone: &str) -> Result<Vec<PriceRow>, ExecutorError> {
+        Ok(self
+            .products(zone)
+            .await?
+            .into_iter()
+            .filter_map(|(name, t)| {
+                Some(PriceRow {
+                    server_type: name,
+                    location: zone.to_string(),
+                    hourly: t.hourly_price?,
+                    currency: CURRENCY.to_string(),
+                    cpus: t.ncpus,
+                    memory_gb: t.ram.map(|b| b / 1_073_741_824.0),
+                })
+            })
+            .collect())
+    }
+}
+
+/// Whether an error answer says the resource is out of stock (`"type": "out_of_stock"`).
+fn out_of_stock(r: &Response) -> bool {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    serde_json::from_slice::<Body>(&r.body)
+        .ok()
+        .and_then(|b| b.kind)
+        .is_some_and(|k| k == "out_of_stock")
 }
 
 fn error(method: &Method, path: &str, r: &Response) -> ExecutorError {
@@ -205,6 +248,18 @@ struct ProductType {
     hourly_price: Option<f64>,
     ncpus: Option<f64>,
     ram: Option<f64>,
+    #[serde(default)]
+    end_of_service: bool,
+}
+
+#[derive(Deserialize)]
+struct Stock {
+    servers: BTreeMap<String, StockLevel>,
+}
+
+#[derive(Deserialize)]
+struct StockLevel {
+    availability: String,
 }
 
 #[derive(Deserialize)]
@@ -287,7 +342,7 @@ pub struct Scaleway {
     api: Api,
     project: String,
     group: String,
-    server_type: String,
+    server_types: Vec<String>,
     image: String,
     zone: String,
 }
@@ -299,7 +354,7 @@ impl fmt::Debug for Scaleway {
             .field("secret_key", &"***")
             .field("project", &self.project)
             .field("group", &self.group)
-            .field("server_type", &self.server_type)
+            .field("server_types", &self.server_types)
             .field("zone", &self.zone)
             .finish_non_exhaustive()
     }
@@ -332,7 +387,7 @@ impl Scaleway {
             api,
             project,
             group: config.group.clone(),
-            server_type: config.server_type.clone(),
+            server_types: config.server_type_names(),
             image: config.image.clone(),
             zone: config.zone.clone().unwrap_or_default(),
         })
@@ -420,8 +475,14 @@ impl Provider for Scaleway {
     fn target(&self) -> String {
         format!(
             "group {} ({}) at {}",
-            self.group, self.server_type, self.zone
+            self.group,
+            self.server_types.join(", "),
+            self.zone
         )
+    }
+
+    fn place(&self) -> &str {
+        &self.zone
     }
 
     async fn list(&self) -> Result<Vec<Server>, ExecutorError> {
@@ -441,20 +502,29 @@ impl Provider for Scaleway {
             .map(SServer::to_server))
     }
 
-    async fn create(&self, new: &NewServer) -> Result<Wait, ExecutorError> {
+    async fn create(&self, new: &NewServer) -> Result<Wait, CreateError> {
         let tags: Vec<String> = new.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let body = json!({
             "name": new.name,
-            "commercial_type": self.server_type,
+            "commercial_type": new.server_type,
             "image": self.image,
             "project": self.project,
             "tags": tags,
             "dynamic_ip_required": true,
         });
+        let path = self.servers_path();
         let r = self
             .api
-            .call(Method::POST, &self.servers_path(), Some(Body::Json(body)))
+            .raw(Method::POST, &path, Some(Body::Json(body)))
             .await?;
+        if !r.status.is_success() {
+            let e = error(&Method::POST, &path, &r);
+            return Err(if out_of_stock(&r) {
+                CreateError::SoldOut(e.message().to_string())
+            } else {
+                CreateError::Failed(e)
+            });
+        }
         let server = r.parse::<ServerBody>("scaleway: POST /servers")?.server;
         // The server exists from here on: a failure must not leave it behind.
         let rest = async {
@@ -471,7 +541,26 @@ impl Provider for Scaleway {
                     )
                     .await?;
             }
-            self.action(&server.id, "poweron").await
+            // Stock is taken when the server is powered on: this is where a sold-out type
+            // is refused when the create itself went through.
+            let path = format!("{}/{}/action", self.servers_path(), enc(&server.id));
+            let r = self
+                .api
+                .raw(
+                    Method::POST,
+                    &path,
+                    Some(Body::Json(json!({"action": "poweron"}))),
+                )
+                .await?;
+            if r.status.is_success() {
+                Ok(())
+            } else if out_of_stock(&r) {
+                Err(CreateError::SoldOut(
+                    error(&Method::POST, &path, &r).message().to_string(),
+                ))
+            } else {
+                Err(CreateError::Failed(error(&Method::POST, &path, &r)))
+            }
         };
         match rest.await {
             Ok(()) => Ok(Wait::Running(server.id)),
@@ -480,11 +569,16 @@ impl Provider for Scaleway {
                     Ok(()) => "the half-made server was deleted".to_string(),
                     Err(c) => format!("deleting the half-made server failed too: {}", c.message()),
                 };
-                let message = format!("{}; {cleanup}", e.message());
-                Err(if e.is_transient() {
-                    ExecutorError::Transient(message)
-                } else {
-                    ExecutorError::Permanent(message)
+                Err(match e {
+                    CreateError::SoldOut(m) => CreateError::SoldOut(format!("{m}; {cleanup}")),
+                    CreateError::Failed(e) => {
+                        let message = format!("{}; {cleanup}", e.message());
+                        CreateError::Failed(if e.is_transient() {
+                            ExecutorError::Transient(message)
+                        } else {
+                            ExecutorError::Permanent(message)
+                        })
+                    }
                 })
             }
         }
@@ -523,14 +617,37 @@ impl Provider for Scaleway {
         Ok(Wait::Gone(server.id.clone()))
     }
 
-    async fn price(&self) -> Result<Option<Price>, ExecutorError> {
-        let rows = self.api.price_rows(&self.zone).await?;
-        Ok(rows
-            .into_iter()
-            .find(|r| r.server_type == self.server_type)
-            .map(|r| Price {
-                hourly: r.hourly,
-                currency: r.currency,
-            }))
+    async fn offers(&self, server_types: &[String]) -> Result<Vec<Offer>, ExecutorError> {
+        let products = self.api.products(&self.zone).await?;
+        let stock = self.api.availability(&self.zone).await?;
+        let zone = &self.zone;
+        Ok(server_types
+            .iter()
+            .map(|name| {
+                let Some(p) = products.get(name) else {
+                    return Offer::not_offered(name, format!("scaleway sells no {name} in {zone}"));
+                };
+                let availability = if p.end_of_service {
+                    Availability::NotOffered("it has reached end of service".into())
+                } else {
+                    match stock.get(name).map(String::as_str) {
+                        Some("shortage") => {
+                            Availability::SoldOut(format!("out of stock in {zone}"))
+                        }
+                        // `scarce` is low stock: still orderable.
+                        _ => Availability::Available,
+                    }
+                };
+                Offer {
+                    server_type: name.clone(),
+                    price: p.hourly_price.map(|hourly| Price {
+                        hourly,
+                        currency: CURRENCY.to_string(),
+                    }),
+                    cpus: p.ncpus,
+                    availability,
+                }
+            })
+            .collect())
     }
 }

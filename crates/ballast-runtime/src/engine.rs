@@ -491,6 +491,9 @@ impl Engine {
 
     fn forget_deleted(&self, records: &[PolicyRecord]) {
         let live: HashSet<Uuid> = records.iter().map(|r| r.id).collect();
+        self.telemetry
+            .budget
+            .retain(records.iter().map(|r| r.name.as_str()));
         self.policies
             .lock()
             .expect("no panic while holding the lock")
@@ -652,6 +655,7 @@ impl Engine {
         let obs = self.observe(&executor, current, metrics).await;
         let decision = decide(policy, state, now, &obs);
         self.count(&decision);
+        self.telemetry.budget.observe(policy, &decision);
         if decision.action == Action::Hold {
             return Ok(Some(decision));
         }

@@ -1,6 +1,7 @@
 //! Ballast's runtime: the one async driver. It reads the clock, ticks, fetches metrics once
 //! per tick, asks the core for decisions, records them, and has executors carry them out.
 
+pub mod budget;
 pub mod engine;
 pub mod pushed;
 pub mod targets;

@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::budget::BudgetWatch;
+
 /// Label set with one `action` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
@@ -40,6 +42,8 @@ pub struct Telemetry {
     pub policies: Gauge,
     /// Policies enabled.
     pub policies_enabled: Gauge,
+    /// Each policy's share of its hourly budget in use, and the alerts at 90 %.
+    pub budget: BudgetWatch,
 }
 
 impl Default for Telemetry {
@@ -74,6 +78,7 @@ impl Telemetry {
             "Policies enabled",
             policies_enabled.clone(),
         );
+        let budget = BudgetWatch::register(&mut registry);
         Telemetry {
             registry,
             evaluations,
@@ -83,6 +88,7 @@ impl Telemetry {
             queries,
             policies,
             policies_enabled,
+            budget,
         }
     }
 

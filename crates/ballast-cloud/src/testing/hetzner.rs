@@ -5,7 +5,11 @@
 //! with `server`, `action` (`create_server`) and `next_actions` (`start_server`); `GET
 //! /v1/actions/{id}` whose actions finish after a set number of polls; `DELETE
 //! /v1/servers/{id}` answering a `delete_server` action; `GET /v1/server_types` with
-//! `prices` per location; errors as `{"error":{"code","message","details"}}`; and a 429
+//! `prices` per location and `locations` each carrying its `deprecation`
+//! (`announced`, `unavailable_after`; a location is no longer listed once its
+//! `unavailable_after` has passed); a create of a type not offered at the location refused
+//! with `invalid_input`, of a sold-out type with `resource_unavailable` (412) or
+//! `placement_error` (422); errors as `{"error":{"code","message","details"}}`; and a 429
 //! with `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` when asked.
 //!
 //! Besides the API: `POST /hooks/drain` (the drain webhook), and a health endpoint per
@@ -63,6 +67,10 @@ struct MockState {
     changes: u64,
     server_list_pages: u64,
     server_types_fail: u32,
+    /// `unavailable_after` of each deprecated (server type, location).
+    deprecations: BTreeMap<(String, String), String>,
+    /// Sold-out server types, with the error code a create of one is refused with.
+    sold_out: BTreeMap<String, &'static str>,
     rate_limited_until: Option<f64>,
     health: Health,
 }
@@ -97,6 +105,8 @@ impl HetznerMock {
             changes: 0,
             server_list_pages: 0,
             server_types_fail: 0,
+            deprecations: BTreeMap::new(),
+            sold_out: BTreeMap::new(),
             rate_limited_until: None,
             health: Health::new().await,
         }));
@@ -183,6 +193,44 @@ impl HetznerMock {
         self.lock().faults.drain_fails = fail;
     }
 
+    /// Deprecates `server_type` at `location`, orderable until `unavailable_after` (RFC
+    /// 3339); once that has passed the location is no longer listed for the type.
+    pub fn deprecate(&self, server_type: &str, location: &str, unavailable_after: &str) {
+        self.lock().deprecations.insert(
+            (server_type.to_string(), location.to_string()),
+            unavailable_after.to_string(),
+        );
+    }
+
+    /// Creates of `server_type` are refused as Hetzner refuses a type it cannot place now:
+    /// 412 `resource_unavailable`, or with `placement` 422 `placement_error`. `None` sells
+    /// it again.
+    pub fn sell_out(&self, server_type: &str, sold_out: Option<SoldOut>) {
+        let mut s = self.lock();
+        match sold_out {
+            Some(SoldOut::Unavailable) => {
+                s.sold_out
+                    .insert(server_type.to_string(), "resource_unavailable");
+            }
+            Some(SoldOut::Placement) => {
+                s.sold_out
+                    .insert(server_type.to_string(), "placement_error");
+            }
+            None => {
+                s.sold_out.remove(server_type);
+            }
+        }
+    }
+
+    /// The server type `name` was created with.
+    pub fn server_type(&self, name: &str) -> Option<String> {
+        self.lock()
+            .servers
+            .values()
+            .find(|m| m.name == name)
+            .map(|m| m.server_type.clone())
+    }
+
     /// Removes every server.
     pub fn reset(&self) {
         let mut s = self.lock();
@@ -256,6 +304,15 @@ impl HetznerMock {
             .find(|m| m.name == name)
             .map(|m| m.labels.clone())
     }
+}
+
+/// How a sold-out server type's create is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoldOut {
+    /// 412 `resource_unavailable`.
+    Unavailable,
+    /// 422 `placement_error`.
+    Placement,
 }
 
 fn created_at(clock: u64) -> String {
@@ -363,8 +420,34 @@ fn page(items: Vec<Value>, pairs: &[(String, String)]) -> Result<(Vec<Value>, Va
     Ok((slice, meta))
 }
 
-fn server_types() -> Vec<Value> {
+/// The catalogue: each type's prices and locations, the deprecations applied (a location
+/// past its `unavailable_after` is left out of both).
+fn server_types(s: &MockState) -> Vec<Value> {
+    let now = chrono::Utc::now();
     let t = |id: u32, name: &str, cores: u32, memory: f64, prices: &[(&str, &str, &str)]| {
+        let deprecation = |loc: &str| -> Option<(String, bool)> {
+            let after = s.deprecations.get(&(name.to_string(), loc.to_string()))?;
+            let gone = chrono::DateTime::parse_from_rfc3339(after).is_ok_and(|t| t <= now);
+            Some((after.clone(), gone))
+        };
+        let prices: Vec<&(&str, &str, &str)> = prices
+            .iter()
+            .filter(|(loc, _, _)| !deprecation(loc).is_some_and(|(_, gone)| gone))
+            .collect();
+        let locations: Vec<Value> = prices
+            .iter()
+            .enumerate()
+            .map(|(i, (loc, _, _))| {
+                json!({
+                    "id": i + 1,
+                    "name": loc,
+                    "deprecation": deprecation(loc).map(|(after, _)| json!({
+                        "announced": "2026-01-01T00:00:00+00:00",
+                        "unavailable_after": after,
+                    })),
+                })
+            })
+            .collect();
         json!({
             "id": id,
             "name": name,
@@ -383,6 +466,7 @@ fn server_types() -> Vec<Value> {
             "storage_type": "local",
             "cpu_type": "shared",
             "architecture": "x86",
+            "locations": locations,
         })
     };
     vec![
@@ -535,6 +619,38 @@ async fn handle(
                     "name, server_type and image are required",
                 );
             };
+            let location = field("location").unwrap_or_else(|| "fsn1".into());
+            let offered = server_types(&s).iter().any(|t| {
+                t["name"] == server_type.as_str()
+                    && t["locations"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|l| l["name"] == location.as_str()))
+            });
+            if !offered {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input",
+                    &format!("server type {server_type} is not available at location {location}"),
+                );
+            }
+            if let Some(code) = s.sold_out.get(&server_type).copied() {
+                journal.push(format!("sold out {server_type}"));
+                return if code == "placement_error" {
+                    error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        code,
+                        "an error during the placement occurred",
+                    )
+                } else {
+                    error(
+                        StatusCode::PRECONDITION_FAILED,
+                        code,
+                        &format!(
+                            "server type {server_type} is currently unavailable at {location}"
+                        ),
+                    )
+                };
+            }
             if s.servers.values().any(|m| m.name == name) {
                 return error(
                     StatusCode::CONFLICT,
@@ -572,7 +688,7 @@ async fn handle(
                 labels,
                 ip,
                 server_type,
-                location: field("location").unwrap_or_else(|| "fsn1".into()),
+                location,
                 user_data,
                 actions: vec![create, start],
             };
@@ -652,7 +768,7 @@ async fn handle(
                 );
             }
             let name = query_get(&pairs, "name");
-            let items: Vec<Value> = server_types()
+            let items: Vec<Value> = server_types(&s)
                 .into_iter()
                 .filter(|t| name.as_deref().is_none_or(|n| t["name"] == n))
                 .collect();

@@ -5,7 +5,9 @@
 //! server's clock) and `X-Ovh-Signature` (`$1$` + hex SHA-1 of secret, consumer key,
 //! method, full URL, body and timestamp joined with `+`), checked here, a bad one refused
 //! with 403 `Client::Forbidden::InvalidSignature`; `GET /cloud/project/{sn}/flavor` with
-//! `planCodes`; `POST /cloud/project/{sn}/region/{region}/instance` answering an operation
+//! `planCodes`, `vcpus` and `available` (in stock); a create of a flavor out of stock
+//! refused with the generic `Client::BadRequest` class (OVHcloud documents no class of its
+//! own for it), the flavor then listed `available: false`; `POST /cloud/project/{sn}/region/{region}/instance` answering an operation
 //! that completes after a set number of polls of `GET /cloud/project/{sn}/operation/{id}`;
 //! `GET /cloud/project/{sn}/instance` listing every instance (no pagination);
 //! `DELETE /cloud/project/{sn}/instance/{id}`; the public catalogue
@@ -16,7 +18,7 @@
 //! Besides the API: `POST /hooks/drain` (the drain webhook), and a health endpoint per
 //! server (see [`super`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -77,6 +79,10 @@ struct MockState {
     time_offset: i64,
     time_calls: u64,
     signed_ok: u64,
+    /// Flavors (by name) out of stock.
+    out_of_stock: BTreeSet<String>,
+    /// Flavors that run out of stock at their next create.
+    sell_out_on_create: BTreeSet<String>,
     rate_limited_until: Option<Instant>,
     health: Health,
 }
@@ -117,6 +123,8 @@ impl OvhMock {
             time_offset: 0,
             time_calls: 0,
             signed_ok: 0,
+            out_of_stock: BTreeSet::new(),
+            sell_out_on_create: BTreeSet::new(),
             rate_limited_until: None,
             health: Health::new().await,
         }));
@@ -202,6 +210,39 @@ impl OvhMock {
     /// The next request is answered 429 with `Retry-After`.
     pub fn rate_limit_once(&self, wait: Duration) {
         self.lock().faults.rate_limit_once = Some(wait);
+    }
+
+    /// Marks the flavor `name` in stock or not (`available` in the flavor list; a create
+    /// of it is refused while out of stock).
+    pub fn set_available(&self, name: &str, available: bool) {
+        let mut s = self.lock();
+        if available {
+            s.out_of_stock.remove(name);
+        } else {
+            s.out_of_stock.insert(name.to_string());
+        }
+    }
+
+    /// The flavor `name` runs out of stock at its next create, which is refused: the list
+    /// said it was available when the group read it.
+    pub fn sell_out_on_create(&self, name: &str) {
+        self.lock().sell_out_on_create.insert(name.to_string());
+    }
+
+    /// The flavor name `instance` was created with.
+    pub fn flavor(&self, instance: &str) -> Option<String> {
+        let s = self.lock();
+        let id = s
+            .instances
+            .values()
+            .find(|m| m.name == instance)?
+            .flavor_id
+            .clone();
+        flavors(&s)
+            .as_array()?
+            .iter()
+            .find(|f| f["id"] == id.as_str())
+            .and_then(|f| f["name"].as_str().map(str::to_string))
     }
 
     /// Removes every instance.
@@ -327,11 +368,12 @@ fn operation_json(o: &MOperation) -> Value {
     })
 }
 
-fn flavors() -> Value {
+fn flavors(s: &MockState) -> Value {
+    let available = |name: &str| !s.out_of_stock.contains(name);
     json!([
-        {"id": "f1a2-b2-7", "name": "b2-7", "region": REGION, "vcpus": 2, "ram": 7000, "disk": 50, "osType": "linux", "type": "ovh.ssd.eg", "available": true, "planCodes": {"hourly": "b2-7.consumption", "monthly": "b2-7.monthly.postpaid"}},
-        {"id": "f1a2-d2-4", "name": "d2-4", "region": REGION, "vcpus": 2, "ram": 4000, "disk": 50, "osType": "linux", "type": "ovh.d2", "available": true, "planCodes": {"hourly": "d2-4.consumption", "monthly": null}},
-        {"id": "f1a2-c3-8", "name": "c3-8", "region": REGION, "vcpus": 4, "ram": 8000, "disk": 100, "osType": "linux", "type": "ovh.c3", "available": true, "planCodes": {"hourly": null, "monthly": null}},
+        {"id": "f1a2-b2-7", "name": "b2-7", "region": REGION, "vcpus": 2, "ram": 7000, "disk": 50, "osType": "linux", "type": "ovh.ssd.eg", "available": available("b2-7"), "quota": 40, "planCodes": {"hourly": "b2-7.consumption", "monthly": "b2-7.monthly.postpaid"}},
+        {"id": "f1a2-d2-4", "name": "d2-4", "region": REGION, "vcpus": 2, "ram": 4000, "disk": 50, "osType": "linux", "type": "ovh.d2", "available": available("d2-4"), "quota": 40, "planCodes": {"hourly": "d2-4.consumption", "monthly": null}},
+        {"id": "f1a2-c3-8", "name": "c3-8", "region": REGION, "vcpus": 4, "ram": 8000, "disk": 100, "osType": "linux", "type": "ovh.c3", "available": available("c3-8"), "quota": 20, "planCodes": {"hourly": null, "monthly": null}},
     ])
 }
 
@@ -522,7 +564,7 @@ async fn handle(
         );
     }
     match (&method, tail) {
-        (&Method::GET, ["flavor"]) => axum::Json(flavors()).into_response(),
+        (&Method::GET, ["flavor"]) => axum::Json(flavors(&s)).into_response(),
         (&Method::GET, ["instance"]) => {
             let region = query_get(&pairs, "region");
             if region.as_deref().is_some_and(|r| r != REGION) {
@@ -571,16 +613,28 @@ async fn handle(
                     "name, flavor.id and bootFrom.imageId are required",
                 );
             };
-            if !flavors()
+            let Some(flavor_name) = flavors(&s)
                 .as_array()
                 .expect("an array")
                 .iter()
-                .any(|f| f["id"] == flavor_id.as_str())
-            {
+                .find(|f| f["id"] == flavor_id.as_str())
+                .and_then(|f| f["name"].as_str().map(str::to_string))
+            else {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "Client::BadRequest",
                     &format!("flavor {flavor_id} does not exist"),
+                );
+            };
+            if s.sell_out_on_create.remove(&flavor_name) {
+                s.out_of_stock.insert(flavor_name.clone());
+            }
+            if s.out_of_stock.contains(&flavor_name) {
+                journal.push(format!("out of stock {flavor_name}"));
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Client::BadRequest",
+                    &format!("flavor {flavor_name} is not available in region {REGION}"),
                 );
             }
             s.clock += 1;

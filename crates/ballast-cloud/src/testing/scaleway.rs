@@ -7,13 +7,18 @@
 //! `poweron` (from `stopped`) or `terminate` (from `running`) answering a `task`; the state
 //! moving on after a set number of `GET .../servers/{id}` polls; `DELETE .../servers/{id}`
 //! (stopped only) and `DELETE .../volumes/{id}`; `GET .../products/servers` with
-//! `hourly_price`, `ncpus` and `ram`; errors as `{"message","type","resource","fields"}`;
-//! and a 429 with `Retry-After` when asked.
+//! `hourly_price`, `ncpus`, `ram` and `end_of_service`; `GET
+//! .../products/servers/availability` with each commercial type's `availability`
+//! (`available`, `scarce`, `shortage`), paginated with `total_count`; a create of a type in
+//! `shortage`, or the `poweron` of a type sold out meanwhile, refused with an error of type
+//! `out_of_stock` (as the SDKs parse it: `{"type": "out_of_stock", "resource": ...}`);
+//! errors as `{"message","type","resource","fields"}`; and a 429 with `Retry-After` when
+//! asked.
 //!
 //! Besides the API: `POST /hooks/drain` (the drain webhook), and a health endpoint per
 //! server (see [`super`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +66,15 @@ struct MockState {
     fail_poweron_next: bool,
     changes: u64,
     list_pages: u64,
+    /// Stock per commercial type (`available` when not set).
+    stock: BTreeMap<String, &'static str>,
+    end_of_service: BTreeSet<String>,
+    /// Types whose create is refused as out of stock although the listing says available
+    /// (stock ran out after the listing was read).
+    sold_out_at_create: BTreeSet<String>,
+    /// Types whose `poweron` is refused as out of stock although the listing says
+    /// available (stock ran out between the create and the start).
+    sold_out_at_poweron: BTreeSet<String>,
     rate_limited_until: Option<Instant>,
     health: Health,
 }
@@ -95,6 +109,10 @@ impl ScalewayMock {
             fail_poweron_next: false,
             changes: 0,
             list_pages: 0,
+            stock: BTreeMap::new(),
+            end_of_service: BTreeSet::new(),
+            sold_out_at_create: BTreeSet::new(),
+            sold_out_at_poweron: BTreeSet::new(),
             rate_limited_until: None,
             health: Health::new().await,
         }));
@@ -179,6 +197,46 @@ impl ScalewayMock {
     /// The drain webhook answers 500.
     pub fn fail_drains(&self, fail: bool) {
         self.lock().faults.drain_fails = fail;
+    }
+
+    /// Sets the stock of `commercial_type`: `available`, `scarce` or `shortage` (a create
+    /// is then refused as out of stock).
+    pub fn set_stock(&self, commercial_type: &str, availability: &'static str) {
+        self.lock()
+            .stock
+            .insert(commercial_type.to_string(), availability);
+    }
+
+    /// Marks `commercial_type` as having reached end of service.
+    pub fn end_of_service(&self, commercial_type: &str) {
+        self.lock()
+            .end_of_service
+            .insert(commercial_type.to_string());
+    }
+
+    /// A create of `commercial_type` is refused as out of stock while the availability
+    /// listing still says it is available.
+    pub fn sell_out_at_create(&self, commercial_type: &str) {
+        self.lock()
+            .sold_out_at_create
+            .insert(commercial_type.to_string());
+    }
+
+    /// The `poweron` of a server of `commercial_type` is refused as out of stock while the
+    /// availability listing still says it is available.
+    pub fn sell_out_at_poweron(&self, commercial_type: &str) {
+        self.lock()
+            .sold_out_at_poweron
+            .insert(commercial_type.to_string());
+    }
+
+    /// The commercial type `name` was created with.
+    pub fn server_type(&self, name: &str) -> Option<String> {
+        self.lock()
+            .servers
+            .values()
+            .find(|m| m.name == name)
+            .map(|m| m.commercial_type.clone())
     }
 
     /// Removes every server.
@@ -281,6 +339,18 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
+fn out_of_stock(commercial_type: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({
+            "message": format!("{commercial_type} is out of stock in {ZONE}"),
+            "type": "out_of_stock",
+            "resource": "instance_server",
+        })),
+    )
+        .into_response()
+}
+
 fn not_found(resource: &str, id: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -333,13 +403,29 @@ fn task_json(id: &str, action: &str, server: &str) -> Value {
     }})
 }
 
-fn products() -> Value {
+fn products(s: &MockState) -> Value {
     let gib = 1_073_741_824u64;
+    let eos = |t: &str| s.end_of_service.contains(t);
     json!({"servers": {
-        "DEV1-S": {"hourly_price": 0.0088, "monthly_price": 6.424, "ncpus": 2, "ram": 2 * gib, "arch": "x86_64", "baremetal": false, "end_of_service": false, "alt_names": []},
-        "DEV1-M": {"hourly_price": 0.0198, "monthly_price": 14.454, "ncpus": 3, "ram": 4 * gib, "arch": "x86_64", "baremetal": false, "end_of_service": false, "alt_names": []},
-        "GP1-XS": {"hourly_price": 0.091, "monthly_price": 66.43, "ncpus": 4, "ram": 16 * gib, "arch": "x86_64", "baremetal": false, "end_of_service": false, "alt_names": []},
+        "DEV1-S": {"hourly_price": 0.0088, "monthly_price": 6.424, "ncpus": 2, "ram": 2 * gib, "arch": "x86_64", "baremetal": false, "end_of_service": eos("DEV1-S"), "alt_names": []},
+        "DEV1-M": {"hourly_price": 0.0198, "monthly_price": 14.454, "ncpus": 3, "ram": 4 * gib, "arch": "x86_64", "baremetal": false, "end_of_service": eos("DEV1-M"), "alt_names": []},
+        "GP1-XS": {"hourly_price": 0.091, "monthly_price": 66.43, "ncpus": 4, "ram": 16 * gib, "arch": "x86_64", "baremetal": false, "end_of_service": eos("GP1-XS"), "alt_names": []},
     }})
+}
+
+fn availability(s: &MockState) -> Vec<(String, Value)> {
+    let p = products(s);
+    p["servers"]
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .map(|k| {
+                    let a = s.stock.get(k).copied().unwrap_or("available");
+                    (k.clone(), json!({"availability": a}))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn handle(
@@ -494,6 +580,12 @@ async fn handle(
                     "insufficient permissions for this project",
                 );
             }
+            if s.stock.get(&commercial_type).copied() == Some("shortage")
+                || s.sold_out_at_create.contains(&commercial_type)
+            {
+                journal.push(format!("out of stock {commercial_type}"));
+                return out_of_stock(&commercial_type);
+            }
             let tags: Vec<String> = req
                 .get("tags")
                 .and_then(|t| serde_json::from_value(t.clone()).ok())
@@ -561,6 +653,15 @@ async fn handle(
                 );
             }
             let polls = s.polls;
+            let sold_out = s
+                .servers
+                .get(*id)
+                .map(|m| m.commercial_type.clone())
+                .filter(|t| action == "poweron" && s.sold_out_at_poweron.contains(t));
+            if let Some(t) = sold_out {
+                journal.push(format!("out of stock {t}"));
+                return out_of_stock(&t);
+            }
             let Some(m) = s.servers.get_mut(*id) else {
                 return not_found("instance_server", id);
             };
@@ -668,8 +769,30 @@ async fn handle(
             }
             StatusCode::NO_CONTENT.into_response()
         }
+        (&Method::GET, ["products", "servers", "availability"]) => {
+            let all = availability(&s);
+            let total = all.len();
+            let per_page: usize = query_get(&pairs, "per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(50)
+                .clamp(1, 100);
+            let page: usize = query_get(&pairs, "page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1);
+            let servers: serde_json::Map<String, Value> = all
+                .into_iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .collect();
+            let mut r =
+                axum::Json(json!({"servers": servers, "total_count": total})).into_response();
+            r.headers_mut()
+                .insert("x-total-count", total.to_string().parse().expect("header"));
+            r
+        }
         (&Method::GET, ["products", "servers"]) => {
-            let p = products();
+            let p = products(&s);
             let n = p["servers"].as_object().map_or(0, |m| m.len());
             let page: usize = query_get(&pairs, "page")
                 .and_then(|p| p.parse().ok())
