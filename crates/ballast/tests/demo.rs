@@ -60,11 +60,22 @@ async fn the_demo_scales_up_and_down_on_the_replayed_load_and_stops_its_workers(
             .iter()
             .find(|e| e.action.as_deref() == Some(action) && e.to_replicas.unwrap_or(0) > 0)
             .unwrap_or_else(|| panic!("no {action} in history:\n{stdout}"));
+        // The load is why: the target-tracking proposal reads the replayed rate (the summary
+        // may name a later step, such as the stabilization window that shaped the change).
+        let decision = e
+            .decision
+            .as_ref()
+            .expect("a decision entry carries its decision");
         assert!(
-            e.reason.contains("load =") && e.reason.contains("per replica"),
-            "{action} says why: {}",
-            e.reason
+            decision
+                .proposals
+                .iter()
+                .any(|p| p.reason.contains("load =") && p.reason.contains("per replica")),
+            "{action} says why: {} / {:?}",
+            e.reason,
+            decision.proposals
         );
+        assert!(!e.reason.is_empty());
         assert_eq!(e.outcome, Some(ballast_store::Outcome::Succeeded), "{e:?}");
     }
     assert!(
