@@ -543,7 +543,19 @@ struct World {
 impl World {
     fn scan(&self) -> Vec<i32> {
         let (policy, script) = self.current.as_ref().expect("started");
-        let now = pids_of(policy, Some(script.to_str().expect("utf-8")));
+        let all = pids_of(policy, Some(script.to_str().expect("utf-8")));
+        // A replica's shell forks for each `sleep`: until the child execs, it looks like the
+        // script too. Count only the replicas themselves, not their children.
+        let parent = |pid: i32| -> Option<i32> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            after.split_whitespace().nth(1)?.parse().ok()
+        };
+        let now: Vec<i32> = all
+            .iter()
+            .copied()
+            .filter(|pid| parent(*pid).is_none_or(|p| !all.contains(&p)))
+            .collect();
         let mut seen = self.seen.lock().expect("not poisoned");
         for pid in &now {
             seen.entry(*pid).or_insert(false);
