@@ -214,9 +214,7 @@ impl Engine {
             .collect();
         for (_, bound) in all {
             self.factory.forget(&bound.name);
-            if let Err(e) = bound.executor.release().await {
-                tracing::warn!(policy = %bound.name, error = %e, "cannot release the target");
-            }
+            release(&bound.name, &bound.executor).await;
         }
     }
 
@@ -331,7 +329,7 @@ impl Engine {
             }
         };
         if let Some(old) = stale {
-            self.release(&old, record.id).await;
+            self.unbind(&old, record.id).await;
         }
         let built = self.factory.build(&record.name, target, last_known).await?;
         let executor: Bound = Arc::new(Serialized::new(built));
@@ -351,17 +349,15 @@ impl Engine {
 
     /// Lets go of a policy's executor before it is rebuilt for a new target or name (and
     /// waits, so that a process pool is stopped before its successor starts).
-    async fn release(&self, name: &str, id: Uuid) {
+    async fn unbind(&self, name: &str, id: Uuid) {
         self.factory.forget(name);
         let old = self
             .executors
             .lock()
             .expect("no panic while holding the lock")
             .remove(&id);
-        if let Some(old) = old
-            && let Err(e) = old.executor.release().await
-        {
-            tracing::warn!(policy = %name, error = %e, "cannot release the target");
+        if let Some(old) = old {
+            release(name, &old.executor).await;
         }
     }
 
@@ -511,11 +507,8 @@ impl Engine {
                     self.factory.forget(&bound.name);
                     let executor = bound.executor.clone();
                     let name = bound.name.clone();
-                    self.actions.spawn(async move {
-                        if let Err(e) = executor.release().await {
-                            tracing::warn!(policy = %name, error = %e, "cannot release the target");
-                        }
-                    });
+                    self.actions
+                        .spawn(async move { release(&name, &executor).await });
                 }
                 keep
             });
@@ -712,18 +705,7 @@ impl Engine {
                 Err(e) => {
                     telemetry.error("executor");
                     tracing::error!(policy = %name, error = %e, "action failed");
-                    if !e.is_transient() {
-                        failing
-                            .lock()
-                            .expect("no panic while holding the lock")
-                            .insert(
-                                policy_id,
-                                Failing {
-                                    since: chrono::Utc::now(),
-                                    reason: e.message().to_owned(),
-                                },
-                            );
-                    }
+                    mark_failing(&failing, policy_id, chrono::Utc::now(), &e);
                     let tries = if attempt > 1 {
                         format!(" after {attempt} attempts")
                     } else {
@@ -741,18 +723,7 @@ impl Engine {
 
     /// Marks a policy failing when its executor reports a permanent error.
     fn mark(&self, id: Uuid, now: Timestamp, error: &ExecutorError) {
-        if !error.is_transient() {
-            self.failing
-                .lock()
-                .expect("no panic while holding the lock")
-                .insert(
-                    id,
-                    Failing {
-                        since: now,
-                        reason: error.message().to_owned(),
-                    },
-                );
-        }
+        mark_failing(&self.failing, id, now, error);
     }
 
     fn count(&self, decision: &Decision) {
@@ -794,6 +765,36 @@ impl Engine {
             .record_outcome(id, Outcome::DryRun, "evaluated on request: not carried out")
             .await?;
         Ok((decision, id))
+    }
+}
+
+/// Records a permanent executor error as the reason the policy is failing; a transient one
+/// leaves the mark as it is.
+fn mark_failing(
+    failing: &Mutex<HashMap<Uuid, Failing>>,
+    id: Uuid,
+    at: Timestamp,
+    error: &ExecutorError,
+) {
+    if !error.is_transient() {
+        failing
+            .lock()
+            .expect("no panic while holding the lock")
+            .insert(
+                id,
+                Failing {
+                    since: at,
+                    reason: error.message().to_owned(),
+                },
+            );
+    }
+}
+
+/// Lets go of a policy's executor (a process pool stops its processes); a failure is
+/// logged, since the policy is already gone or changed.
+async fn release(name: &str, executor: &Bound) {
+    if let Err(e) = executor.release().await {
+        tracing::warn!(policy = %name, error = %e, "cannot release the target");
     }
 }
 
