@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod forecast;
 pub mod history;
 pub mod policies;
 pub mod pushed;
@@ -74,6 +75,7 @@ pub fn router_and_doc(state: AppState) -> (axum::Router, utoipa::openapi::OpenAp
         .routes(routes!(policies::create, policies::list))
         .routes(routes!(policies::get, policies::update, policies::delete))
         .routes(routes!(policies::evaluate))
+        .routes(routes!(forecast::forecast))
         .routes(routes!(history::history))
         .routes(routes!(pushed::push))
         .routes(routes!(tokens::create, tokens::list))

@@ -157,7 +157,7 @@ fn policy_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no policy with id `{id}`")))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<PolicyRecord, ApiError> {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<PolicyRecord, ApiError> {
     let uuid = policy_id(id)?;
     state
         .store()

@@ -6,8 +6,10 @@
 use chrono::TimeDelta;
 
 use crate::decision::{Action, Constraint, ConstraintStep, Decision, Proposal, Strategy};
-use crate::observe::{MetricObservation, Observations};
-use crate::policy::{Metric, OnMetricError, Policy, RateLimit, Rule, Timestamp};
+use crate::observe::{Forecast, MetricObservation, Observations};
+use crate::policy::{
+    Metric, OnMetricError, Policy, PredictiveMode, RateLimit, Rule, Spare, Timestamp,
+};
 use crate::state::{PolicyState, Recommendation, RuleWindow, ScaleEvent};
 
 /// Decides the desired count of `policy` at `now`.
@@ -22,19 +24,37 @@ use crate::state::{PolicyState, Recommendation, RuleWindow, ScaleEvent};
 ///    to hold. Target tracking: `ceil(current · value / target)` for a per-replica metric,
 ///    `ceil(value / target)` for a total, unchanged within the tolerance. Schedules: the
 ///    most recently fired entry's count, as a floor. Fallback: while data is bad and
-///    `on_metric_error` is `{fallback: N}`, `max(current, N)`.
-/// 3. **Combine.** The largest proposal wins, so a scale-down happens only when every
-///    strategy that votes agrees to it. No proposal at all holds.
-/// 4. **Constrain**, in this order, each step recorded: data guard (bad data never lowers
-///    the count), flap guard (a scale-down is shrunk or skipped when the per-replica
-///    metrics projected onto the smaller count would trigger a scale-up at once),
-///    stabilization windows, rate limits, cooldowns, min/max, the hourly budget
-///    (`floor(max_hourly_cost / price)`), then scale to zero and activation.
+///    `on_metric_error` is `{fallback: N}`, `max(current, N)`. Predictive (with
+///    [`decide_with_forecast`]): `ceil(upper bound / target)` of the forecast over the lead
+///    time; it stands aside (recorded as [`Strategy::Forecast`], without a vote) while it
+///    has no fresh forecast, while its accuracy is unknown or below the policy's
+///    thresholds, and always in `forecast_only` mode.
+/// 3. **Combine.** The largest voting proposal wins, so a scale-down happens only when
+///    every strategy that votes agrees to it, and the reactive strategies stay a floor
+///    under the predictive one. No proposal at all holds.
+/// 4. **Constrain**, in this order, each step recorded: the spare pool (the count is raised
+///    to what demand needs, by target tracking or the forecast, plus the spares in force),
+///    data guard (bad data never lowers the count), flap guard (a scale-down is shrunk or
+///    skipped when the per-replica metrics projected onto the smaller count would trigger
+///    a scale-up at once), stabilization windows, rate limits, cooldowns, min/max, the
+///    hourly budget (`floor(max_hourly_cost / price)`), then scale to zero and activation.
 pub fn decide(
     policy: &Policy,
     state: &mut PolicyState,
     now: Timestamp,
     obs: &Observations,
+) -> Decision {
+    decide_with_forecast(policy, state, now, obs, None)
+}
+
+/// [`decide`] with the predictive strategy's forecast, when the policy has one and the
+/// forecaster has produced it (the core does not train or forecast: it reads the result).
+pub fn decide_with_forecast(
+    policy: &Policy,
+    state: &mut PolicyState,
+    now: Timestamp,
+    obs: &Observations,
+    forecast: Option<&Forecast>,
 ) -> Decision {
     let current = obs.current;
     let readings: Vec<Reading> = policy
@@ -60,8 +80,12 @@ pub fn decide(
     if let Some(p) = propose_rules(policy, state, now, current, &readings) {
         proposals.push(p);
     }
-    if let Some(p) = propose_tracking(policy, obs, &readings) {
+    let (tracking, tracking_need) = propose_tracking(policy, obs, &readings);
+    proposals.extend(tracking);
+    let mut predictive_need = None;
+    if let Some((p, need)) = propose_predictive(policy, now, current, forecast) {
         proposals.push(p);
+        predictive_need = need;
     }
     if let Some(p) = propose_schedule(policy, now) {
         proposals.push(p);
@@ -76,12 +100,21 @@ pub fn decide(
             ),
         });
     }
-    let combined = proposals.iter().map(|p| p.desired).max().unwrap_or(current);
+    let combined = proposals
+        .iter()
+        .filter(|p| p.strategy.votes())
+        .map(|p| p.desired)
+        .max()
+        .unwrap_or(current);
 
     let mut steps = Steps {
         desired: combined,
         list: Vec::new(),
     };
+    if let Some(spare) = &policy.spare {
+        let need = tracking_need.into_iter().chain(predictive_need).max();
+        spare_pool(spare, now, need, &mut steps);
+    }
     if degraded && steps.desired < current {
         steps.set(
             Constraint::DataGuard,
@@ -389,30 +422,43 @@ fn ceil(x: f64) -> u32 {
     c.clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
-fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -> Option<Proposal> {
-    let tt = policy.target_tracking?;
+/// Target tracking's proposal, and the count the load needs (for the spare pool): unlike
+/// the proposal, the need ignores the tolerance and the count of replicas still starting.
+fn propose_tracking(
+    policy: &Policy,
+    obs: &Observations,
+    readings: &[Reading],
+) -> (Option<Proposal>, Option<u32>) {
+    let Some(tt) = policy.target_tracking else {
+        return (None, None);
+    };
     let current = obs.current;
     let metric = &policy.metrics[tt.metric];
-    let value = readings[tt.metric].value()?;
+    let Some(value) = readings[tt.metric].value() else {
+        return (None, None);
+    };
     let target = round2(tt.target);
     let covered = covered_replicas(obs);
     if metric.per_replica && covered == 0 && current > 0 {
         // A per-replica value with no ready replica describes nobody; like the HPA with no
         // pod metrics, keep the count until replicas are ready to be measured.
-        return Some(Proposal {
+        let hold = Proposal {
             strategy: Strategy::TargetTracking,
             desired: current,
             reason: format!(
                 "{} is per replica and none of the {current} replicas is ready yet: hold",
                 metric.name
             ),
-        });
+        };
+        return (Some(hold), None);
     }
+    let need;
     let (ratio, wanted, what) = if metric.per_replica && covered > 0 {
         // The metric is the mean over the ready replicas: the load is value × ready, and
         // replicas still starting will take their share once ready.
         let ratio = value / tt.target;
         let mut wanted = ceil(f64::from(covered) * ratio);
+        need = wanted;
         if ratio > 1.0 && wanted < current {
             wanted = current;
         }
@@ -429,16 +475,17 @@ fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -
     } else {
         let ratio =
             (current > 0 && !metric.per_replica).then(|| value / (tt.target * f64::from(current)));
+        need = ceil(value / tt.target);
         (
             ratio,
-            ceil(value / tt.target),
+            need,
             format!("{} = {} in total", metric.name, round2(value)),
         )
     };
     if let Some(r) = ratio {
         // A hair of slack so that exactly ±tolerance is treated alike on both sides.
         if (r - 1.0).abs() <= tt.tolerance + 1e-9 {
-            return Some(Proposal {
+            let hold = Proposal {
                 strategy: Strategy::TargetTracking,
                 desired: current,
                 reason: format!(
@@ -446,17 +493,188 @@ fn propose_tracking(policy: &Policy, obs: &Observations, readings: &[Reading]) -
                     round2(r),
                     tt.tolerance
                 ),
-            });
+            };
+            return (Some(hold), Some(need));
         }
     }
-    Some(Proposal {
+    let proposal = Proposal {
         strategy: Strategy::TargetTracking,
         desired: wanted,
         reason: format!(
             "{what}, target {target} per replica: {wanted} replica{}",
             if wanted == 1 { "" } else { "s" }
         ),
-    })
+    };
+    (Some(proposal), Some(need))
+}
+
+/// The predictive strategy's proposal, and the count the forecast needs when the strategy
+/// acts (for the spare pool).
+///
+/// The count is `ceil(upper / target)`: the upper bound of the forecast's interval at the
+/// policy's confidence, so noisy load gets more headroom than steady load. The strategy
+/// stands aside, recording why as a [`Strategy::Forecast`] entry without a vote, while it
+/// has no forecast or a stale one (older than the metric's staleness limit), while fewer
+/// forecasts have been scored than the forecaster needs to judge its accuracy, while the
+/// recent MASE is above `max_mase` or the interval's coverage below `min_coverage`, and
+/// always in `forecast_only` mode.
+fn propose_predictive(
+    policy: &Policy,
+    now: Timestamp,
+    current: u32,
+    forecast: Option<&Forecast>,
+) -> Option<(Proposal, Option<u32>)> {
+    let p = policy.predictive.as_ref()?;
+    let metric = &policy.metrics[p.metric];
+    let aside = |desired: u32, why: String| {
+        let proposal = Proposal {
+            strategy: Strategy::Forecast,
+            desired,
+            reason: format!("predictive stands aside: {why}"),
+        };
+        Some((proposal, None))
+    };
+    let Some(f) = forecast else {
+        return aside(
+            current,
+            format!(
+                "no forecast of {} yet (the model needs history to train on)",
+                metric.name
+            ),
+        );
+    };
+    if !(f.peak.is_finite() && f.upper.is_finite()) {
+        return aside(
+            current,
+            format!(
+                "the forecast is not a number (peak {}, upper bound {})",
+                f.peak, f.upper
+            ),
+        );
+    }
+    let age = now - f.made_at;
+    if age > metric.max_staleness {
+        return aside(
+            current,
+            format!(
+                "the newest forecast is {} old (limit {})",
+                human(age),
+                human(metric.max_staleness)
+            ),
+        );
+    }
+    let count = ceil(f.upper.max(0.0) / p.target);
+    let plural = if count == 1 { "" } else { "s" };
+    let what = format!(
+        "{} over the next {}: peak {}, up to {} at {}% confidence",
+        metric.name,
+        human(f.lead),
+        round2(f.peak),
+        round2(f.upper),
+        round2(f.confidence * 100.0)
+    );
+    let scored = f.accuracy.scored;
+    let Some(mase) = f.accuracy.mase else {
+        return aside(
+            count,
+            format!(
+                "its accuracy is not known yet ({scored} forecast{} scored); {what} would ask for {count}",
+                if scored == 1 { "" } else { "s" }
+            ),
+        );
+    };
+    let mut accuracy = format!("MASE {}", round2(mase));
+    if let Some(c) = f.accuracy.coverage {
+        accuracy.push_str(&format!(", coverage {}%", round2(c * 100.0)));
+    }
+    accuracy.push_str(&format!(" over {scored} scored"));
+    if mase > p.max_mase {
+        return aside(
+            count,
+            format!(
+                "MASE {} is above max_mase {} ({what} would ask for {count})",
+                round2(mase),
+                p.max_mase
+            ),
+        );
+    }
+    if let (Some(min), Some(c)) = (p.min_coverage, f.accuracy.coverage)
+        && c < min
+    {
+        return aside(
+            count,
+            format!(
+                "coverage {}% is below min_coverage {}% ({what} would ask for {count})",
+                round2(c * 100.0),
+                round2(min * 100.0)
+            ),
+        );
+    }
+    if p.mode == PredictiveMode::ForecastOnly {
+        let proposal = Proposal {
+            strategy: Strategy::Forecast,
+            desired: count,
+            reason: format!(
+                "forecast only: {what} ({accuracy}) would ask for {count} replica{plural}"
+            ),
+        };
+        return Some((proposal, None));
+    }
+    let proposal = Proposal {
+        strategy: Strategy::Predictive,
+        desired: count,
+        reason: format!(
+            "{what} ({accuracy}), target {} per replica: {count} replica{plural}",
+            round2(p.target)
+        ),
+    };
+    Some((proposal, Some(count)))
+}
+
+/// The spares in force at `now`, and why: the most recently fired entry's count, while it
+/// applies (its `duration`, or until another entry fires), else the pool's default.
+fn spares_at(spare: &Spare, now: Timestamp) -> (u32, String) {
+    let latest = latest_fired(&spare.schedules, now, |s| (&s.cron, s.timezone, s.replicas));
+    match latest {
+        Some((fired, s)) if s.duration.is_none_or(|d| now - fired < d) => {
+            let until = s
+                .duration
+                .map(|d| format!(" for {}", human(d)))
+                .unwrap_or_default();
+            (
+                s.replicas,
+                format!(
+                    "spare schedule `{}` ({}) fired at {}{until}",
+                    s.expression,
+                    s.timezone.name(),
+                    fired.with_timezone(&s.timezone).format("%Y-%m-%d %H:%M %Z"),
+                ),
+            )
+        }
+        _ => (spare.replicas, "the pool's default".to_owned()),
+    }
+}
+
+/// The spare pool: raises the count to what demand needs plus the spares in force. What
+/// demand needs is the largest count of the strategies that measure it (target tracking
+/// without its tolerance, the acting predictive strategy); without one this tick (bad
+/// data, predictive standing aside) the pool adds nothing rather than guess.
+fn spare_pool(spare: &Spare, now: Timestamp, need: Option<u32>, steps: &mut Steps) {
+    let (n, why) = spares_at(spare, now);
+    let Some(need) = need else {
+        return;
+    };
+    let wanted = need.saturating_add(n);
+    if n > 0 && wanted > steps.desired {
+        steps.set(
+            Constraint::Spare,
+            wanted,
+            format!(
+                "{n} spare{} ({why}) on top of the {need} demand needs",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+    }
 }
 
 /// The replicas a per-replica metric describes: the ready ones when known.
@@ -464,25 +682,33 @@ fn covered_replicas(obs: &Observations) -> u32 {
     obs.ready.unwrap_or(obs.current)
 }
 
-fn propose_schedule(policy: &Policy, now: Timestamp) -> Option<Proposal> {
-    let mut latest: Option<(Timestamp, &crate::policy::Schedule)> = None;
-    for s in &policy.schedules {
-        let local = now.with_timezone(&s.timezone);
-        let Ok(fired) = s.cron.find_previous_occurrence(&local, true) else {
+/// The entry of `entries` that fired most recently at or before `now` in its own time
+/// zone, with the time it fired; on a tie, the one with the larger count. `of` gives an
+/// entry's cron, time zone and count.
+fn latest_fired<T>(
+    entries: &[T],
+    now: Timestamp,
+    of: impl Fn(&T) -> (&croner::Cron, chrono_tz::Tz, u32),
+) -> Option<(Timestamp, &T)> {
+    let mut latest: Option<(Timestamp, u32, &T)> = None;
+    for entry in entries {
+        let (cron, timezone, count) = of(entry);
+        let Ok(fired) = cron.find_previous_occurrence(&now.with_timezone(&timezone), true) else {
             continue;
         };
         let fired = fired.with_timezone(&chrono::Utc);
-        let newer = match latest {
-            None => true,
-            Some((t, prev)) => {
-                fired > t || (fired == t && s.desired_replicas > prev.desired_replicas)
-            }
-        };
+        let newer = latest.is_none_or(|(t, c, _)| fired > t || (fired == t && count > c));
         if newer {
-            latest = Some((fired, s));
+            latest = Some((fired, count, entry));
         }
     }
-    let (fired, s) = latest?;
+    latest.map(|(fired, _, entry)| (fired, entry))
+}
+
+fn propose_schedule(policy: &Policy, now: Timestamp) -> Option<Proposal> {
+    let (fired, s) = latest_fired(&policy.schedules, now, |s| {
+        (&s.cron, s.timezone, s.desired_replicas)
+    })?;
     Some(Proposal {
         strategy: Strategy::Schedule,
         desired: s.desired_replicas,

@@ -53,7 +53,7 @@ impl Decision {
         } else if let Some(p) = self
             .proposals
             .iter()
-            .filter(|p| p.desired == self.combined)
+            .filter(|p| p.strategy.votes() && p.desired == self.combined)
             .max_by_key(|p| p.desired)
         {
             p.reason.clone()
@@ -119,6 +119,21 @@ pub enum Strategy {
     Schedule,
     /// `on_metric_error: {fallback: N}` while data is bad.
     Fallback,
+    /// The predictive strategy: the forecast's upper bound over the lead time.
+    Predictive,
+    /// The predictive strategy's forecast, recorded without a vote: the policy is
+    /// `forecast_only`, or the strategy stands aside (no forecast yet, a stale one, or
+    /// accuracy below the policy's threshold). Never combined; `desired` is what the
+    /// forecast would ask for (the current count when there is no forecast).
+    Forecast,
+}
+
+impl Strategy {
+    /// Whether the proposal takes part in the combination (only [`Strategy::Forecast`]
+    /// does not).
+    pub fn votes(self) -> bool {
+        self != Strategy::Forecast
+    }
 }
 
 /// One constraint applied to the combined proposal.
@@ -140,6 +155,8 @@ pub struct ConstraintStep {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Constraint {
+    /// The spare pool raises the count to what demand needs plus the spares.
+    Spare,
     /// Bad data never lowers the count.
     DataGuard,
     /// A scale-down that would at once trigger a scale-up is shrunk or skipped.

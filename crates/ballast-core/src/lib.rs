@@ -13,12 +13,13 @@ pub mod spec;
 pub mod state;
 pub mod validate;
 
-pub use decide::decide;
+pub use decide::{decide, decide_with_forecast};
 pub use decision::{Action, Constraint, ConstraintStep, Decision, Proposal, Strategy};
-pub use observe::{MetricObservation, Observations, Sample};
+pub use observe::{Accuracy, Forecast, MetricObservation, Observations, Sample};
 pub use policy::{
-    Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, ScaleToZero,
-    Schedule, Stabilization, TargetTracking, Timestamp,
+    Cooldown, Lead, Metric, OnMetricError, Operator, Policy, Predictive, PredictiveMode, RateLimit,
+    RateLimits, Rule, ScaleToZero, Schedule, Spare, SpareSchedule, Stabilization, TargetTracking,
+    Timestamp,
 };
 pub use selector::Selector;
 pub use spec::{Format, ParsedPolicy, PolicySpec, SyntaxError, parse_document};

@@ -62,3 +62,43 @@ impl Observations {
         }
     }
 }
+
+/// A forecast of the predictive strategy's metric over the lead time, made outside the core
+/// (training and forecasting are not pure computations of one tick: see the
+/// `ballast-forecast` crate) and handed to [`crate::decide_with_forecast`].
+///
+/// For a per-replica metric the figures are totals: the value times the replicas it
+/// describes, so that dividing by the per-replica target gives a count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// The time of the newest sample the forecast saw.
+    pub made_at: Timestamp,
+    /// The span after `made_at` that the forecast covers.
+    pub lead: chrono::TimeDelta,
+    /// The highest point forecast within the lead time.
+    pub peak: f64,
+    /// The lower bound of the interval around `peak`, at `confidence`.
+    pub lower: f64,
+    /// The upper bound of the interval around `peak`, at `confidence`.
+    pub upper: f64,
+    /// Confidence level of the interval (between 0 and 1).
+    pub confidence: f64,
+    /// When the model behind the forecast was trained.
+    pub trained_at: Timestamp,
+    /// How the forecaster's recent forecasts fared against what happened.
+    pub accuracy: Accuracy,
+}
+
+/// How recent forecasts fared against what actually happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Accuracy {
+    /// Forecasts scored (their whole lead time has been observed).
+    pub scored: usize,
+    /// Mean absolute scaled error: the mean absolute error of the scored forecasts over the
+    /// mean absolute error of the seasonal naive forecast on the training history. Below 1
+    /// is better than the seasonal naive forecast. `None` until enough are scored.
+    pub mase: Option<f64>,
+    /// Share of scored outcomes that fell inside the interval (0 to 1). `None` until enough
+    /// are scored.
+    pub coverage: Option<f64>,
+}

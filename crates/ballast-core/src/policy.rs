@@ -54,6 +54,10 @@ pub struct Policy {
     pub on_metric_error: OnMetricError,
     /// Scale to zero, when enabled.
     pub scale_to_zero: Option<ScaleToZero>,
+    /// The predictive strategy, when configured.
+    pub predictive: Option<Predictive>,
+    /// The spare pool, when configured.
+    pub spare: Option<Spare>,
 }
 
 impl Policy {
@@ -230,4 +234,99 @@ pub struct ScaleToZero {
     pub activation_threshold: f64,
     /// Inactive this long before going to zero.
     pub idle: TimeDelta,
+}
+
+/// The predictive strategy: a forecast of a metric over the lead time, made outside the core
+/// from the metric's own history (see [`crate::Forecast`]), turned into a count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictive {
+    /// Index into [`Policy::metrics`] of the metric forecast. For a per-replica metric the
+    /// forecaster is fed, and forecasts, the total: the value times the replicas it
+    /// describes.
+    pub metric: usize,
+    /// The value wanted per replica: the count is `ceil(upper bound / target)`.
+    pub target: f64,
+    /// Whether the strategy acts.
+    pub mode: PredictiveMode,
+    /// Confidence level of the forecast interval (between 0 and 1).
+    pub confidence: f64,
+    /// How far ahead the forecast looks.
+    pub lead: Lead,
+    /// How much history the model is trained on.
+    pub history: TimeDelta,
+    /// Seasonal periods.
+    pub seasonality: Vec<TimeDelta>,
+    /// How often the model is trained again.
+    pub retrain_every: TimeDelta,
+    /// The strategy stands aside while the recent MASE is above this.
+    pub max_mase: f64,
+    /// The strategy stands aside while the interval's recent coverage is below this.
+    pub min_coverage: Option<f64>,
+    /// How far back forecasts are scored.
+    pub accuracy_window: TimeDelta,
+}
+
+impl Predictive {
+    /// The time the forecast must cover when the policy is evaluated every `interval`:
+    /// the provisioning time plus one interval (a replica asked for now is ready after the
+    /// provisioning time and must then carry the load until the next decision can act),
+    /// or the policy's fixed `lead_time`.
+    pub fn lead_time(&self, interval: TimeDelta) -> TimeDelta {
+        match self.lead {
+            Lead::Provisioning(p) => p + interval,
+            Lead::Fixed(l) => l,
+        }
+    }
+}
+
+/// Whether the predictive strategy acts on its forecasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictiveMode {
+    /// Propose counts from the forecast.
+    Scale,
+    /// Record forecasts and what they would ask for; act on nothing.
+    ForecastOnly,
+}
+
+impl PredictiveMode {
+    /// The spelling in policy files.
+    pub fn word(self) -> &'static str {
+        match self {
+            PredictiveMode::Scale => "scale",
+            PredictiveMode::ForecastOnly => "forecast_only",
+        }
+    }
+}
+
+/// How far ahead the predictive strategy looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lead {
+    /// The provisioning time; one evaluation interval is added.
+    Provisioning(TimeDelta),
+    /// A fixed lead time.
+    Fixed(TimeDelta),
+}
+
+/// The spare pool: replicas kept beyond what demand needs.
+#[derive(Debug, Clone)]
+pub struct Spare {
+    /// Spares when no entry applies.
+    pub replicas: u32,
+    /// Entries setting the spares by time.
+    pub schedules: Vec<SpareSchedule>,
+}
+
+/// A cron entry of the spare pool.
+#[derive(Debug, Clone)]
+pub struct SpareSchedule {
+    /// The expression as written.
+    pub expression: String,
+    /// The parsed expression.
+    pub cron: croner::Cron,
+    /// The zone the expression is read in.
+    pub timezone: Tz,
+    /// Spares while the entry applies.
+    pub replicas: u32,
+    /// How long it applies after firing; `None`: until another entry fires.
+    pub duration: Option<TimeDelta>,
 }

@@ -97,6 +97,12 @@ pub struct PolicySpec {
     /// `false`, `true`, or a block with the activation metric, threshold and idle time.
     #[serde(skip_serializing_if = "ScaleToZeroSpec::is_absent")]
     pub scale_to_zero: ScaleToZeroSpec,
+    /// Forecast a metric from its own history and scale ahead of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictive: Option<PredictiveSpec>,
+    /// Ready replicas kept beyond what demand needs, by schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spare: Option<SpareSpec>,
 }
 
 fn yes() -> bool {
@@ -172,6 +178,86 @@ pub struct ScheduleSpec {
     pub cron_expression: String,
     /// The floor from the moment this entry fires until the next entry fires.
     pub desired_replicas: u32,
+    /// IANA time zone name (default `UTC`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+/// The predictive strategy: a forecast of a metric over the lead time, from the metric's own
+/// history, turned into a count the way target tracking turns a value into one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct PredictiveSpec {
+    /// A metric name from `metrics`, or a raw Prometheus expression.
+    pub metric: String,
+    /// The value wanted per replica: the forecast's upper bound divided by this is the count.
+    #[serde(serialize_with = "number::whole")]
+    pub target: f64,
+    /// `scale` (default) or `forecast_only` (record forecasts, act on nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Confidence level of the forecast interval whose upper bound is covered (default 0.95).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
+    pub confidence: Option<f64>,
+    /// Time from launch to ready; the forecast covers it plus one evaluation interval
+    /// (default 2m).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioning_time: Option<DurationSpec>,
+    /// The whole lead time, instead of `provisioning_time` plus one interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_time: Option<DurationSpec>,
+    /// How much of the metric's history the model is trained on (default 14d).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<DurationSpec>,
+    /// Seasonal periods (default `["1d", "1w"]`); a period the history does not hold twice
+    /// is left out until it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seasonality: Option<Vec<DurationSpec>>,
+    /// How often the model is trained again (default 1h).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrain_every: Option<DurationSpec>,
+    /// Stand aside while the recent forecasts' MASE is above this (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
+    pub max_mase: Option<f64>,
+    /// Stand aside while fewer than this share of recent outcomes fell inside the interval
+    /// (default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "number::whole_opt")]
+    pub min_coverage: Option<f64>,
+    /// How far back forecasts are scored for the accuracy figures (default 1d).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_window: Option<DurationSpec>,
+}
+
+/// The spare pool: ready replicas kept beyond what demand needs, so that sudden demand
+/// lands on warm capacity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct SpareSpec {
+    /// Spares when no schedule entry applies (default 0).
+    pub replicas: u32,
+    /// Cron entries; the most recently fired one sets the spares until the next one fires,
+    /// or for its `duration`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<SpareScheduleSpec>,
+}
+
+/// A cron entry of the spare pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct SpareScheduleSpec {
+    /// Five fields (minute hour day-of-month month day-of-week), or six with seconds first.
+    pub cron_expression: String,
+    /// Spares from the moment this entry fires.
+    pub replicas: u32,
+    /// How long the entry applies; without it, until the next entry fires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<DurationSpec>,
     /// IANA time zone name (default `UTC`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
@@ -609,6 +695,8 @@ fn known_fields(parent: &str) -> Option<&'static [&'static str]> {
         "price_per_replica_hour",
         "on_metric_error",
         "scale_to_zero",
+        "predictive",
+        "spare",
     ];
     const RULE: &[&str] = &["metric", "operator", "threshold", "duration", "scale_by"];
     const METRIC: &[&str] = &[
@@ -623,13 +711,32 @@ fn known_fields(parent: &str) -> Option<&'static [&'static str]> {
     const STABILIZATION: &[&str] = &["scale_up", "scale_down"];
     const RATE: &[&str] = &["max_step", "max_percent", "period"];
     const ZERO: &[&str] = &["enabled", "metric", "activation_threshold", "idle"];
+    const PREDICTIVE: &[&str] = &[
+        "metric",
+        "target",
+        "mode",
+        "confidence",
+        "provisioning_time",
+        "lead_time",
+        "history",
+        "seasonality",
+        "retrain_every",
+        "max_mase",
+        "min_coverage",
+        "accuracy_window",
+    ];
+    const SPARE: &[&str] = &["replicas", "schedules"];
+    const SPARE_SCHEDULE: &[&str] = &["cron_expression", "replicas", "duration", "timezone"];
     let last = parent.rsplit('.').next().unwrap_or("");
     let last = last.split('[').next().unwrap_or("");
     Some(match last {
         "" => POLICY,
         "scale_up_rules" | "scale_down_rules" => RULE,
         "target_tracking" => TRACKING,
+        "schedules" if parent.starts_with("spare") => SPARE_SCHEDULE,
         "schedules" => SCHEDULE,
+        "predictive" => PREDICTIVE,
+        "spare" => SPARE,
         "stabilization" => STABILIZATION,
         "scale_up" | "scale_down" if parent.starts_with("rate_limits") => RATE,
         "scale_to_zero" => ZERO,

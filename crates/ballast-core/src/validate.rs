@@ -9,12 +9,12 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 
 use crate::policy::{
-    Cooldown, Metric, OnMetricError, Operator, Policy, RateLimit, RateLimits, Rule, ScaleToZero,
-    Schedule, Stabilization, TargetTracking,
+    Cooldown, Lead, Metric, OnMetricError, Operator, Policy, Predictive, PredictiveMode, RateLimit,
+    RateLimits, Rule, ScaleToZero, Schedule, Spare, SpareSchedule, Stabilization, TargetTracking,
 };
 use crate::spec::{
-    DurationSpec, OnMetricErrorSpec, ParsedPolicy, PolicySpec, RateLimitSpec, RuleSpec,
-    ScaleToZeroBlock, ScaleToZeroSpec, closest,
+    DurationSpec, OnMetricErrorSpec, ParsedPolicy, PolicySpec, PredictiveSpec, RateLimitSpec,
+    RuleSpec, ScaleToZeroBlock, ScaleToZeroSpec, SpareSpec, closest,
 };
 
 /// Default cooldown when the policy sets none (seconds).
@@ -27,6 +27,20 @@ pub const DEFAULT_TOLERANCE: f64 = 0.1;
 pub const DEFAULT_IDLE_SECONDS: i64 = 300;
 /// Default rate-limit period.
 pub const DEFAULT_RATE_PERIOD_SECONDS: i64 = 60;
+/// Default confidence level of the predictive strategy's interval.
+pub const DEFAULT_CONFIDENCE: f64 = 0.95;
+/// Default provisioning time of the predictive strategy (BACKTEST.md's default startup).
+pub const DEFAULT_PROVISIONING_SECONDS: i64 = 120;
+/// Default history the predictive model is trained on.
+pub const DEFAULT_HISTORY_SECONDS: i64 = 14 * 86_400;
+/// Default seasonal periods of the predictive model: a day and a week.
+pub const DEFAULT_SEASONALITY_SECONDS: [i64; 2] = [86_400, 7 * 86_400];
+/// Default interval between trainings of the predictive model.
+pub const DEFAULT_RETRAIN_SECONDS: i64 = 3_600;
+/// Default MASE above which the predictive strategy stands aside.
+pub const DEFAULT_MAX_MASE: f64 = 1.0;
+/// Default span over which forecasts are scored.
+pub const DEFAULT_ACCURACY_WINDOW_SECONDS: i64 = 86_400;
 /// Metric sources a policy may name.
 pub const SOURCES: &[&str] = &["prometheus", "pushed"];
 
@@ -310,6 +324,9 @@ impl Validator<'_> {
             }
         };
 
+        let predictive = spec.predictive.as_ref().and_then(|p| self.predictive(p));
+        let spare = spec.spare.as_ref().and_then(|s| self.spare(s));
+
         let scale_to_zero = self.scale_to_zero(&target_tracking, &scale_up_rules);
         if let Some(z) = &scale_to_zero {
             let m = &self.metrics[z.metric];
@@ -338,7 +355,7 @@ impl Validator<'_> {
         for name in unused {
             self.problem(
                 format!("metrics.{name}"),
-                "is defined but no rule, target tracking or scale_to_zero reads it",
+                "is defined but no rule, target tracking, predictive or scale_to_zero reads it",
             );
         }
 
@@ -346,10 +363,17 @@ impl Validator<'_> {
             && spec.scale_down_rules.is_empty()
             && spec.target_tracking.is_none()
             && spec.schedules.is_empty()
+            && spec.predictive.is_none()
         {
             self.problem(
                 "",
-                "the policy has no scale_up_rules, scale_down_rules, target_tracking or schedules, so it can never change the count",
+                "the policy has no scale_up_rules, scale_down_rules, target_tracking, predictive or schedules, so it can never change the count",
+            );
+        }
+        if spec.spare.is_some() && spec.target_tracking.is_none() && spec.predictive.is_none() {
+            self.problem(
+                "spare",
+                "needs target_tracking or predictive: spares are kept on top of what demand needs, and only those strategies measure it",
             );
         }
 
@@ -373,6 +397,8 @@ impl Validator<'_> {
             price_per_replica_hour: spec.price_per_replica_hour,
             on_metric_error,
             scale_to_zero,
+            predictive,
+            spare,
         }
     }
 
@@ -629,33 +655,8 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for (i, s) in self.spec.schedules.iter().enumerate() {
             let path = format!("schedules[{i}]");
-            let cron = match croner::Cron::from_str(&s.cron_expression) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    self.problem(
-                        format!("{path}.cron_expression"),
-                        format!(
-                            "`{}` is not a valid cron expression: {e}",
-                            s.cron_expression
-                        ),
-                    );
-                    None
-                }
-            };
-            let zone_name = s.timezone.as_deref().unwrap_or("UTC");
-            let timezone = match zone_name.parse::<Tz>() {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    let hint = closest(zone_name, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
-                        .map(|c| format!("; did you mean `{c}`?"))
-                        .unwrap_or_default();
-                    self.problem(
-                        format!("{path}.timezone"),
-                        format!("unknown time zone `{zone_name}`{hint}"),
-                    );
-                    None
-                }
-            };
+            let cron = self.cron(&format!("{path}.cron_expression"), &s.cron_expression);
+            let timezone = self.timezone(&format!("{path}.timezone"), s.timezone.as_deref());
             if min <= max && (s.desired_replicas < min || s.desired_replicas > max) {
                 self.problem(
                     format!("{path}.desired_replicas"),
@@ -675,6 +676,168 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    fn predictive(&mut self, spec: &PredictiveSpec) -> Option<Predictive> {
+        let metric = self.metric_ref("predictive.metric", &spec.metric);
+        if !(spec.target.is_finite() && spec.target > 0.0) {
+            self.problem("predictive.target", "must be a number greater than 0");
+        }
+        let mode = match spec.mode.as_deref() {
+            None | Some("scale") => PredictiveMode::Scale,
+            Some("forecast_only") => PredictiveMode::ForecastOnly,
+            Some(other) => {
+                self.problem(
+                    "predictive.mode",
+                    format!("unknown mode `{other}`: use `scale` or `forecast_only`"),
+                );
+                PredictiveMode::Scale
+            }
+        };
+        let confidence = spec.confidence.unwrap_or(DEFAULT_CONFIDENCE);
+        if !(confidence.is_finite() && confidence > 0.0 && confidence < 1.0) {
+            self.problem(
+                "predictive.confidence",
+                "must be above 0 and below 1 (a fraction such as 0.95)",
+            );
+        }
+        let lead = match (&spec.provisioning_time, &spec.lead_time) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    "predictive.lead_time",
+                    "set either lead_time or provisioning_time, not both: the lead time is the provisioning time plus one evaluation interval",
+                );
+                None
+            }
+            (_, Some(l)) => self
+                .positive_duration("predictive.lead_time", l)
+                .map(Lead::Fixed),
+            (Some(p), None) => self
+                .duration("predictive.provisioning_time", p)
+                .map(Lead::Provisioning),
+            (None, None) => Some(Lead::Provisioning(TimeDelta::seconds(
+                DEFAULT_PROVISIONING_SECONDS,
+            ))),
+        };
+        let history = match &spec.history {
+            None => Some(TimeDelta::seconds(DEFAULT_HISTORY_SECONDS)),
+            Some(d) => self.positive_duration("predictive.history", d),
+        };
+        let seasonality = match &spec.seasonality {
+            None => DEFAULT_SEASONALITY_SECONDS
+                .iter()
+                .map(|s| TimeDelta::seconds(*s))
+                .collect(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for (i, d) in list.iter().enumerate() {
+                    let path = format!("predictive.seasonality[{i}]");
+                    if let Some(period) = self.positive_duration(&path, d) {
+                        if let Some(h) = history.filter(|h| *h < period * 2) {
+                            self.problem(
+                                path,
+                                format!(
+                                    "a period of {} needs a history of at least {} (twice the period), and history is {}",
+                                    crate::decide::human(period),
+                                    crate::decide::human(period * 2),
+                                    crate::decide::human(h)
+                                ),
+                            );
+                        }
+                        out.push(period);
+                    }
+                }
+                out
+            }
+        };
+        let retrain_every = match &spec.retrain_every {
+            None => Some(TimeDelta::seconds(DEFAULT_RETRAIN_SECONDS)),
+            Some(d) => self.positive_duration("predictive.retrain_every", d),
+        };
+        let max_mase = spec.max_mase.unwrap_or(DEFAULT_MAX_MASE);
+        if !(max_mase.is_finite() && max_mase > 0.0) {
+            self.problem("predictive.max_mase", "must be a number greater than 0");
+        }
+        if let Some(c) = spec.min_coverage
+            && !(c.is_finite() && (0.0..=1.0).contains(&c))
+        {
+            self.problem(
+                "predictive.min_coverage",
+                "must be between 0 and 1 (a fraction such as 0.9)",
+            );
+        }
+        let accuracy_window = match &spec.accuracy_window {
+            None => Some(TimeDelta::seconds(DEFAULT_ACCURACY_WINDOW_SECONDS)),
+            Some(d) => self.positive_duration("predictive.accuracy_window", d),
+        };
+        Some(Predictive {
+            metric: metric?,
+            target: spec.target,
+            mode,
+            confidence,
+            lead: lead?,
+            history: history?,
+            seasonality,
+            retrain_every: retrain_every?,
+            max_mase,
+            min_coverage: spec.min_coverage,
+            accuracy_window: accuracy_window?,
+        })
+    }
+
+    fn spare(&mut self, spec: &SpareSpec) -> Option<Spare> {
+        let mut schedules = Vec::new();
+        for (i, s) in spec.schedules.iter().enumerate() {
+            let path = format!("spare.schedules[{i}]");
+            let cron = self.cron(&format!("{path}.cron_expression"), &s.cron_expression);
+            let timezone = self.timezone(&format!("{path}.timezone"), s.timezone.as_deref());
+            let duration = match &s.duration {
+                None => Some(None),
+                Some(d) => self
+                    .positive_duration(&format!("{path}.duration"), d)
+                    .map(Some),
+            };
+            if let (Some(cron), Some(timezone), Some(duration)) = (cron, timezone, duration) {
+                schedules.push(SpareSchedule {
+                    expression: s.cron_expression.clone(),
+                    cron,
+                    timezone,
+                    replicas: s.replicas,
+                    duration,
+                });
+            }
+        }
+        Some(Spare {
+            replicas: spec.replicas,
+            schedules,
+        })
+    }
+
+    fn cron(&mut self, path: &str, expression: &str) -> Option<croner::Cron> {
+        match croner::Cron::from_str(expression) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.problem(
+                    path,
+                    format!("`{expression}` is not a valid cron expression: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn timezone(&mut self, path: &str, zone: Option<&str>) -> Option<Tz> {
+        let zone_name = zone.unwrap_or("UTC");
+        match zone_name.parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                let hint = closest(zone_name, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                self.problem(path, format!("unknown time zone `{zone_name}`{hint}"));
+                None
+            }
+        }
     }
 
     fn rate_limit(&mut self, path: &str, spec: &RateLimitSpec) -> Option<RateLimit> {

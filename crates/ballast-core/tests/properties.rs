@@ -10,17 +10,21 @@
 //! - the same inputs give the same decision and the same new state;
 //! - the state survives a round trip through JSON, and continuing from it (a restart) gives
 //!   the same decisions.
+//!
+//! Policies may have a spare pool and a predictive block; the forecast the predictive
+//! strategy is handed varies from tick to tick (none, stale, poorly scored, good).
 
 #[allow(dead_code)]
 mod common;
 
 use ballast_core::spec::{
-    DurationSpec, MetricSpec, OnMetricErrorSpec, RateLimitSpec, RateLimitsSpec, RuleSpec,
-    ScaleToZeroBlock, ScaleToZeroSpec, ScheduleSpec, StabilizationSpec, TargetTrackingSpec,
+    DurationSpec, MetricSpec, OnMetricErrorSpec, PredictiveSpec, RateLimitSpec, RateLimitsSpec,
+    RuleSpec, ScaleToZeroBlock, ScaleToZeroSpec, ScheduleSpec, SpareScheduleSpec, SpareSpec,
+    StabilizationSpec, TargetTrackingSpec,
 };
 use ballast_core::{
-    Constraint, Decision, MetricObservation, Observations, Policy, PolicySpec, PolicyState, Sample,
-    Timestamp, decide, validate,
+    Accuracy, Constraint, Decision, Forecast, MetricObservation, Observations, Policy, PolicySpec,
+    PolicyState, Sample, Timestamp, decide_with_forecast, validate,
 };
 use chrono::TimeDelta;
 use common::{M, at};
@@ -139,6 +143,13 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
         option::weighted(0.4, (0.05..2.0f64, 0.0..10.0f64)),
         option::weighted(0.3, 0.0..=1.0f64),
         option::weighted(0.4, (0..3usize, 0u32..20, duration(600))),
+        (
+            option::weighted(
+                0.3,
+                (0u32..4, 0..CRONS.len(), 0u32..4, option::of(60u32..7200)),
+            ),
+            option::weighted(0.3, (0..3usize, 1.0..100.0f64, any::<bool>())),
+        ),
     )
         .prop_map(
             |(
@@ -152,6 +163,7 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
                 budget,
                 fallback,
                 zero,
+                (spare, predictive),
             )| {
                 let max = (min + span).max(1);
                 let within = |frac: f64| min + ((f64::from(max - min)) * frac).round() as u32;
@@ -202,8 +214,25 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
                             idle: secs(idle),
                         }),
                     },
+                    predictive: predictive.map(|(m, target, only)| PredictiveSpec {
+                        metric: METRICS[m].to_owned(),
+                        target,
+                        mode: only.then(|| "forecast_only".to_owned()),
+                        ..PredictiveSpec::default()
+                    }),
                     ..PolicySpec::default()
                 };
+                if spec.target_tracking.is_some() || spec.predictive.is_some() {
+                    spec.spare = spare.map(|(replicas, c, more, duration)| SpareSpec {
+                        replicas,
+                        schedules: vec![SpareScheduleSpec {
+                            cron_expression: CRONS[c].to_owned(),
+                            replicas: replicas + more,
+                            duration: duration.and_then(secs),
+                            timezone: None,
+                        }],
+                    });
+                }
                 if spec.scale_up_rules.is_empty()
                     && spec.scale_down_rules.is_empty()
                     && spec.target_tracking.is_none()
@@ -223,6 +252,7 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
                     .chain(&spec.scale_down_rules)
                     .map(|r| r.metric.clone())
                     .chain(spec.target_tracking.iter().map(|t| t.metric.clone()))
+                    .chain(spec.predictive.iter().map(|p| p.metric.clone()))
                     .collect();
                 if let ScaleToZeroSpec::Block(b) = &spec.scale_to_zero
                     && let Some(m) = &b.metric
@@ -276,6 +306,9 @@ struct Tick {
     ready: Option<f64>,
     /// The executor's price, overriding the policy's.
     price: Option<f64>,
+    /// The forecast handed to the predictive strategy: its upper bound, its MASE (`None`:
+    /// not scored enough), and whether it is an hour old.
+    forecast: Option<(f64, Option<f64>, bool)>,
 }
 
 fn tick() -> impl Strategy<Value = Tick> {
@@ -284,12 +317,21 @@ fn tick() -> impl Strategy<Value = Tick> {
         option::weighted(0.1, prop_oneof![Just(f64::NAN), 0.0..150.0f64]),
         option::weighted(0.2, 0.0..=1.0f64),
         option::weighted(0.15, 0.05..3.0f64),
+        option::weighted(
+            0.7,
+            (
+                prop_oneof![Just(f64::NAN), 0.0..2000.0f64],
+                option::weighted(0.8, 0.0..2.0f64),
+                prop::bool::weighted(0.1),
+            ),
+        ),
     )
-        .prop_map(|(metrics, earlier, ready, price)| Tick {
+        .prop_map(|(metrics, earlier, ready, price, forecast)| Tick {
             metrics,
             earlier,
             ready,
             price,
+            forecast,
         })
 }
 
@@ -327,6 +369,8 @@ struct Seen<'a> {
     t: usize,
     now: Timestamp,
     obs: &'a Observations,
+    /// The forecast handed to the predictive strategy.
+    forecast: Option<&'a Forecast>,
     /// The state before the decision.
     before: &'a PolicyState,
     /// The state after it.
@@ -399,13 +443,35 @@ fn simulate(
         }
 
         let before = state.clone();
-        let d = decide(&policy, &mut state, now, &obs);
+        let forecast = input.forecast.map(|(upper, mase, stale)| {
+            let made_at = if stale {
+                now - TimeDelta::hours(1)
+            } else {
+                now
+            };
+            Forecast {
+                made_at,
+                lead: tick * 3,
+                peak: upper * 0.9,
+                lower: upper * 0.8,
+                upper,
+                confidence: 0.95,
+                trained_at: made_at,
+                accuracy: Accuracy {
+                    scored: 100,
+                    mase,
+                    coverage: mase.map(|_| 0.9),
+                },
+            }
+        });
+        let d = decide_with_forecast(&policy, &mut state, now, &obs, forecast.as_ref());
         prop_assert_eq!(d.current, current);
         check(&Seen {
             policy: &policy,
             t,
             now,
             obs: &obs,
+            forecast: forecast.as_ref(),
             before: &before,
             after: &state,
             d: &d,
@@ -520,7 +586,7 @@ proptest! {
     fn the_same_inputs_give_the_same_decision_and_the_same_new_state(case in case()) {
         simulate(&case, |s| {
             let mut twin = s.before.clone();
-            let again = decide(s.policy, &mut twin, s.now, s.obs);
+            let again = decide_with_forecast(s.policy, &mut twin, s.now, s.obs, s.forecast);
             prop_assert_eq!(&again, s.d, "tick {}", s.t);
             prop_assert_eq!(&twin, s.after, "tick {}", s.t);
             Ok(())
@@ -535,7 +601,7 @@ proptest! {
             let json = serde_json::to_string(s.before).expect("the state serializes");
             let mut restored: PolicyState = serde_json::from_str(&json).expect("and reads back");
             prop_assert_eq!(&restored, s.before);
-            let d = decide(s.policy, &mut restored, s.now, s.obs);
+            let d = decide_with_forecast(s.policy, &mut restored, s.now, s.obs, s.forecast);
             prop_assert_eq!(&d, s.d, "tick {}", s.t);
             prop_assert_eq!(&restored, s.after, "tick {}", s.t);
             Ok(())

@@ -14,7 +14,8 @@ mod common;
 use std::fmt::Write as _;
 
 use ballast_core::{
-    Action, Constraint, Decision, Observations, Policy, PolicyState, Strategy, Timestamp, decide,
+    Accuracy, Action, Constraint, Decision, Forecast, Observations, Policy, PolicyState, Strategy,
+    Timestamp, decide_with_forecast,
 };
 use chrono::TimeDelta;
 use chrono_tz::Tz;
@@ -56,6 +57,81 @@ struct Sim {
     local: Option<Tz>,
     /// The number of ticks, for a policy without metrics.
     ticks: Option<usize>,
+    /// What the forecaster hands the predictive strategy at each tick (see [`F`]).
+    forecasts: Vec<F>,
+}
+
+/// The forecaster's output at one tick, in the terms of the tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum F {
+    /// No forecast (no model yet).
+    None,
+    /// A fresh forecast with this upper bound and MASE (`None`: not scored enough yet).
+    Upper(f64, Option<f64>),
+    /// A forecast made long ago (older than the metric's staleness limit).
+    Stale(f64),
+}
+
+impl F {
+    /// Parses whitespace-separated items, each optionally repeated with `*n`: `none`, an
+    /// upper bound with MASE 0.3 (`1200`), an upper bound with its MASE (`1200@1.7`) or
+    /// not yet known (`1200@?`), or `stale:<upper>`.
+    fn series(text: &str) -> Vec<F> {
+        let mut out = Vec::new();
+        for token in text.split_whitespace() {
+            let (item, times) = match token.split_once('*') {
+                Some((item, n)) => (item, n.parse::<usize>().expect("a repeat count")),
+                None => (token, 1),
+            };
+            let f = if item == "none" {
+                F::None
+            } else if let Some(v) = item.strip_prefix("stale:") {
+                F::Stale(v.parse().expect("a number after stale:"))
+            } else {
+                let (upper, mase) = match item.split_once('@') {
+                    Some((u, "?")) => (u, None),
+                    Some((u, m)) => (u, Some(m.parse().expect("a MASE after @"))),
+                    None => (item, Some(0.3)),
+                };
+                F::Upper(upper.parse().expect("an upper bound"), mase)
+            };
+            out.extend(std::iter::repeat_n(f, times));
+        }
+        out
+    }
+
+    /// The forecast handed to the core at `now`: the peak is 90 % of the upper bound, the
+    /// lead 3 minutes, the interval at 95 %, coverage 96 % over a day of forecasts.
+    fn forecast(self, now: Timestamp) -> Option<Forecast> {
+        let (upper, mase, made_at) = match self {
+            F::None => return None,
+            F::Upper(u, m) => (u, m, now),
+            F::Stale(u) => (u, Some(0.3), now - TimeDelta::hours(1)),
+        };
+        Some(Forecast {
+            made_at,
+            lead: TimeDelta::minutes(3),
+            peak: upper * 0.9,
+            lower: upper * 0.8,
+            upper,
+            confidence: 0.95,
+            trained_at: made_at - TimeDelta::minutes(30),
+            accuracy: Accuracy {
+                scored: if mase.is_some() { 1440 } else { 12 },
+                mase,
+                coverage: mase.map(|_| 0.96),
+            },
+        })
+    }
+
+    fn label(self) -> String {
+        match self {
+            F::None => "-".to_owned(),
+            F::Upper(u, Some(m)) => format!("{}@{m}", num(u)),
+            F::Upper(u, None) => format!("{}@?", num(u)),
+            F::Stale(u) => format!("{}(stale)", num(u)),
+        }
+    }
 }
 
 impl Sim {
@@ -72,7 +148,14 @@ impl Sim {
             prices: Vec::new(),
             local: None,
             ticks: None,
+            forecasts: Vec::new(),
         }
+    }
+
+    /// What the forecaster hands the predictive strategy, per tick (see [`F::series`]).
+    fn forecasts(mut self, values: &str) -> Sim {
+        self.forecasts = F::series(values);
+        self
     }
 
     fn index(&self, name: &str) -> usize {
@@ -177,7 +260,17 @@ impl Sim {
                 shown.push(format!("{}={}{note}", label(&metric.name), value(m)));
             }
 
-            let d = decide(&self.policy, &mut state, now, &obs);
+            let forecast = self.forecasts.get(t).copied().unwrap_or(F::None);
+            if !self.forecasts.is_empty() {
+                shown.push(format!("forecast={}", forecast.label()));
+            }
+            let d = decide_with_forecast(
+                &self.policy,
+                &mut state,
+                now,
+                &obs,
+                forecast.forecast(now).as_ref(),
+            );
 
             let mut line = format!("{:>9}", offset(now - self.start));
             if let Some(zone) = self.local {
@@ -224,6 +317,13 @@ impl Sim {
                     c.reason
                 )
                 .unwrap();
+            }
+            for p in d
+                .proposals
+                .iter()
+                .filter(|p| matches!(p.strategy, Strategy::Predictive | Strategy::Forecast))
+            {
+                write!(line, " | {}: {}", strategy(p.strategy), p.reason).unwrap();
             }
             if !d.data_problems.is_empty() && d.constraints.is_empty() {
                 write!(line, " | bad data: {}", d.data_problems.join("; ")).unwrap();
@@ -301,11 +401,14 @@ fn strategy(s: Strategy) -> &'static str {
         Strategy::TargetTracking => "tracking",
         Strategy::Schedule => "schedule",
         Strategy::Fallback => "fallback",
+        Strategy::Predictive => "predictive",
+        Strategy::Forecast => "forecast (no vote)",
     }
 }
 
 fn constraint(c: Constraint) -> &'static str {
     match c {
+        Constraint::Spare => "spare",
         Constraint::DataGuard => "data guard",
         Constraint::FlapGuard => "flap guard",
         Constraint::Stabilization => "stabilization",
@@ -834,4 +937,179 @@ scale_up_rules:
         decisions.iter().any(|d| d.action == Action::ScaleUp),
         "lag above 60 for 50 minutes, no scale-up:\n{timeline}"
     );
+}
+
+/// Requests per second in total, tracked at 100 per replica, with the predictive strategy
+/// on the same metric.
+const WEB_PREDICTIVE: &str = r#"
+name: web-predictive
+min_replicas: 1
+max_replicas: 50
+scale_up_cooldown: 0s
+scale_down_cooldown: 0s
+metrics:
+  requests: {query: 'sum(rate(http_requests_total[1m]))'}
+target_tracking: {metric: requests, target: 100}
+predictive: {metric: requests, target: 100, confidence: 0.95}
+"#;
+
+fn desired(decisions: &[Decision]) -> Vec<u32> {
+    decisions.iter().map(|d| d.desired).collect()
+}
+
+#[test]
+fn predictive_scales_ahead_of_the_forecast_peak_and_target_tracking_stays_the_floor() {
+    let sim = Sim::new(WEB_PREDICTIVE, "2025-01-06T10:00:00Z", minutes(1), 4)
+        .metric("requests", "400*5 900*2 1500*2 600*2")
+        .forecasts("none 450@? 450 1000*4 1000*2 700 650");
+    let (timeline, decisions) = sim.run();
+    expect_file!["snapshots/predictive_ahead.txt"].assert_eq(&timeline);
+    // No forecast, then one whose accuracy is not known: tracking alone. From +2m the
+    // forecast's upper bound leads: 10 replicas two minutes before the load reaches 900.
+    // The surprise of 1500 is met by target tracking, the floor; afterwards the forecast
+    // keeps one replica of headroom over tracking's 6.
+    assert_eq!(
+        desired(&decisions),
+        vec![4, 4, 5, 10, 10, 10, 10, 15, 15, 7, 7]
+    );
+    let p = &decisions[3].proposals[1];
+    assert_eq!(p.strategy, Strategy::Predictive);
+    assert_eq!(
+        p.reason,
+        "requests over the next 3m: peak 900, up to 1000 at 95% confidence (MASE 0.3, coverage 96% over 1440 scored), target 100 per replica: 10 replicas"
+    );
+    assert_eq!(decisions[0].proposals[1].strategy, Strategy::Forecast);
+    assert_eq!(
+        decisions[1].proposals[1].desired, 5,
+        "what it would ask for"
+    );
+}
+
+#[test]
+fn predictive_stands_aside_while_its_accuracy_is_below_the_threshold_and_says_so() {
+    let sim = Sim::new(WEB_PREDICTIVE, "2025-01-06T10:00:00Z", minutes(1), 4)
+        .metric("requests", "400*6")
+        .forecasts("800 800@1.7 800@2 800 stale:800 800");
+    let (timeline, decisions) = sim.run();
+    expect_file!["snapshots/predictive_stands_aside.txt"].assert_eq(&timeline);
+    assert_eq!(desired(&decisions), vec![8, 4, 4, 8, 4, 8]);
+    let aside = &decisions[1].proposals[1];
+    assert_eq!(aside.strategy, Strategy::Forecast);
+    assert_eq!(aside.desired, 8, "what it would have asked for");
+    assert!(
+        aside
+            .reason
+            .starts_with("predictive stands aside: MASE 1.7 is above max_mase 1"),
+        "{}",
+        aside.reason
+    );
+    assert!(
+        decisions[4].proposals[1]
+            .reason
+            .contains("the newest forecast is 1h old (limit 5m)"),
+        "{:?}",
+        decisions[4].proposals
+    );
+    // The summary names the strategy that decided, never the one standing aside.
+    assert!(
+        decisions[1]
+            .summary()
+            .contains("target 100 per replica: 4 replicas"),
+        "{}",
+        decisions[1].summary()
+    );
+}
+
+#[test]
+fn forecast_only_records_what_the_forecast_would_ask_for_and_acts_on_nothing() {
+    let yaml = WEB_PREDICTIVE.replace(
+        "predictive: {metric: requests, target: 100, confidence: 0.95}",
+        "predictive: {metric: requests, target: 100, mode: forecast_only}",
+    );
+    let sim = Sim::new(&yaml, "2025-01-06T10:00:00Z", minutes(1), 4)
+        .metric("requests", "400*3")
+        .forecasts("1000*3");
+    let (_, decisions) = sim.run();
+    assert_eq!(desired(&decisions), vec![4, 4, 4]);
+    for d in &decisions {
+        let p = &d.proposals[1];
+        assert_eq!((p.strategy, p.desired), (Strategy::Forecast, 10));
+        assert!(p.reason.starts_with("forecast only: "), "{}", p.reason);
+        assert_eq!(d.combined, 4);
+    }
+}
+
+#[test]
+fn a_predictive_policy_without_a_forecast_holds_and_never_scales_down() {
+    let yaml = r#"
+name: predictive-only
+min_replicas: 1
+max_replicas: 50
+cooldown_seconds: 0
+metrics:
+  requests: {query: 'sum(rate(http_requests_total[1m]))'}
+predictive: {metric: requests, target: 100}
+"#;
+    let sim = Sim::new(yaml, "2025-01-06T10:00:00Z", minutes(1), 6)
+        .metric("requests", "100*4")
+        .forecasts("none 250 none 250@5");
+    let (_, decisions) = sim.run();
+    assert_eq!(desired(&decisions), vec![6, 3, 3, 3]);
+}
+
+const SHOP: &str = r#"
+name: shop
+min_replicas: 1
+max_replicas: 30
+scale_up_cooldown: 0s
+scale_down_cooldown: 0s
+metrics:
+  requests: {query: 'sum(rate(http_requests_total[1m]))'}
+target_tracking: {metric: requests, target: 100, tolerance: 0.1}
+spare:
+  replicas: 1
+  schedules:
+    - {cron_expression: "0 18 * * 5,6", replicas: 3, duration: 5h, timezone: Europe/London}
+"#;
+
+#[test]
+fn the_spare_pool_keeps_scheduled_spares_on_top_of_what_demand_needs() {
+    // Friday 16:00 in London (UTC in winter), hourly ticks until Saturday 02:00.
+    let sim = Sim::new(SHOP, "2025-01-10T16:00:00Z", TimeDelta::hours(1), 5)
+        .local_time(chrono_tz::Europe::London)
+        .metric("requests", "500 500 560 560 560 failed 560 560 560 560 560");
+    let (timeline, decisions) = sim.run();
+    expect_file!["snapshots/spare_pool.txt"].assert_eq(&timeline);
+    // One spare by default, three from Friday 18:00 for five hours. At 560 requests the
+    // demand needs 6: 7 with one spare, 9 with three. A failed query gives no measure of
+    // demand, so the pool adds nothing and the count holds.
+    assert_eq!(desired(&decisions), vec![6, 6, 9, 9, 9, 9, 9, 7, 7, 7, 7]);
+    let step = &decisions[2].constraints[0];
+    assert_eq!(step.constraint, Constraint::Spare);
+    assert_eq!(
+        step.reason,
+        "3 spares (spare schedule `0 18 * * 5,6` (Europe/London) fired at 2025-01-10 18:00 GMT for 5h) on top of the 6 demand needs"
+    );
+}
+
+#[test]
+fn spares_within_the_tracking_tolerance_do_not_ratchet_the_count_up() {
+    // 6 replicas needed; with the spare the count is 7, where the load per replica is
+    // within the tolerance of the target. The spare must be counted once, not again on
+    // every tick.
+    let sim = Sim::new(SHOP, "2025-01-06T10:00:00Z", minutes(1), 6).metric("requests", "560*8");
+    let (_, decisions) = sim.run();
+    assert_eq!(desired(&decisions), vec![7; 8]);
+}
+
+#[test]
+fn spares_are_added_on_top_of_the_predictive_count() {
+    let yaml = format!("{WEB_PREDICTIVE}spare: {{replicas: 2}}\n");
+    let sim = Sim::new(&yaml, "2025-01-06T10:00:00Z", minutes(1), 4)
+        .metric("requests", "400*3")
+        .forecasts("none 800 800@3");
+    let (_, decisions) = sim.run();
+    // Tracking's 4 + 2; the forecast's 8 + 2; the forecast standing aside: 4 + 2 again.
+    assert_eq!(desired(&decisions), vec![6, 10, 6]);
+    assert_eq!(decisions[1].constraints[0].constraint, Constraint::Spare);
 }

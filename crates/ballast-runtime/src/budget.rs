@@ -37,7 +37,8 @@ pub struct PolicyLabel {
 }
 
 impl PolicyLabel {
-    fn of(name: &str) -> PolicyLabel {
+    /// The label of the policy named `name`.
+    pub fn of(name: &str) -> PolicyLabel {
         PolicyLabel {
             policy: name.to_owned(),
         }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballast_core::{
-    Action, Decision, MetricObservation, Observations, Policy, PolicyState, Timestamp, decide,
-    validate,
+    Action, Decision, MetricObservation, Observations, Policy, PolicyState, Timestamp,
+    decide_with_forecast, validate,
 };
 use ballast_sources::prometheus::PrometheusSource;
 use ballast_store::{Outcome, PolicyRecord, Store, StoreError};
@@ -19,6 +19,7 @@ use uuid::Uuid;
 use ballast_executor::{Executor, ExecutorError, Serialized};
 use tokio_util::task::TaskTracker;
 
+use crate::forecasts::{Forecasts, HistorySource};
 use crate::pushed::PushedMetrics;
 use crate::targets::{ExecutorFactory, TargetBlock};
 use crate::telemetry::{ActionLabel, Telemetry};
@@ -150,6 +151,7 @@ pub struct Engine {
     failing: Arc<Mutex<HashMap<Uuid, Failing>>>,
     actions: TaskTracker,
     pushed: Arc<PushedMetrics>,
+    forecasts: Forecasts,
 }
 
 impl std::fmt::Debug for Engine {
@@ -169,7 +171,12 @@ impl Engine {
         telemetry: Arc<Telemetry>,
         config: EngineConfig,
     ) -> Engine {
+        let forecasts = Forecasts::new(
+            telemetry.forecasts.clone(),
+            Forecasts::default_trainings_at_once(),
+        );
         Engine {
+            forecasts,
             store,
             source,
             factory,
@@ -187,6 +194,11 @@ impl Engine {
     /// The samples pushed to `POST /api/v1/metrics`, read by `source: pushed` metrics.
     pub fn pushed(&self) -> &Arc<PushedMetrics> {
         &self.pushed
+    }
+
+    /// The predictive policies' forecasters.
+    pub fn forecasts(&self) -> &Forecasts {
+        &self.forecasts
     }
 
     /// The executor factory (the API checks `target` blocks with it).
@@ -278,6 +290,11 @@ impl Engine {
         policy.evaluation_interval.unwrap_or_else(|| {
             TimeDelta::from_std(self.config.interval).unwrap_or(TimeDelta::seconds(30))
         })
+    }
+
+    /// The validated policy of a record (cached by version).
+    pub fn policy(&self, record: &PolicyRecord) -> Result<Arc<Policy>, EngineError> {
+        self.policy_of(record)
     }
 
     /// The validated policy of a record, cached by version.
@@ -487,6 +504,7 @@ impl Engine {
 
     fn forget_deleted(&self, records: &[PolicyRecord]) {
         let live: HashSet<Uuid> = records.iter().map(|r| r.id).collect();
+        self.forecasts.retain(&live);
         self.telemetry
             .budget
             .retain(records.iter().map(|r| r.name.as_str()));
@@ -646,7 +664,20 @@ impl Engine {
             }
         };
         let obs = self.observe(&executor, current, metrics).await;
-        let decision = decide(policy, state, now, &obs);
+        let forecast = self.forecasts.step(
+            record.id,
+            policy,
+            self.interval_of(policy),
+            now,
+            &obs,
+            || HistorySource {
+                prometheus: self.source.clone(),
+                pushed: self.pushed.clone(),
+                store: self.store.clone(),
+            },
+        );
+        let decision = decide_with_forecast(policy, state, now, &obs, forecast.as_ref());
+        self.forecasts.judged(record.id, &decision);
         self.count(&decision);
         self.telemetry.budget.observe(policy, &decision);
         if decision.action == Action::Hold {
@@ -755,7 +786,10 @@ impl Engine {
         // A dry run does not wait for an action in flight: it reads the target directly.
         let current = executor.inner().current().await?;
         let obs = self.observe(&executor, current, metrics).await;
-        let mut decision = decide(&policy, &mut state, now, &obs);
+        // The newest forecast, as it is: a dry run neither feeds the forecaster nor has a
+        // forecast scored.
+        let forecast = self.forecasts.latest(record.id);
+        let mut decision = decide_with_forecast(&policy, &mut state, now, &obs, forecast.as_ref());
         decision.dry_run = true;
         let id = self
             .store

@@ -3,12 +3,14 @@
 
 pub mod budget;
 pub mod engine;
+pub mod forecasts;
 pub mod pushed;
 pub mod targets;
 pub mod telemetry;
 
 pub use ballast_executor::{Executor, ExecutorError};
 pub use engine::{Engine, EngineConfig, EngineError, TickReport};
+pub use forecasts::{ForecastStatus, Forecasts, Phase, Verdict};
 pub use pushed::{PushError, PushedMetrics, PushedSample, SeriesKey};
 pub use targets::{ExecutorFactory, TargetBlock, Targets};
 pub use telemetry::Telemetry;

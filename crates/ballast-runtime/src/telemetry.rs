@@ -8,7 +8,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+
 use crate::budget::BudgetWatch;
+use crate::forecasts::ForecastMetrics;
 
 /// Label set with one `action` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +47,8 @@ pub struct Telemetry {
     pub policies_enabled: Gauge,
     /// Each policy's share of its hourly budget in use, and the alerts at 90 %.
     pub budget: BudgetWatch,
+    /// Each predictive policy's forecast accuracy and trainings.
+    pub forecasts: Arc<ForecastMetrics>,
 }
 
 impl Default for Telemetry {
@@ -79,6 +84,7 @@ impl Telemetry {
             policies_enabled.clone(),
         );
         let budget = BudgetWatch::register(&mut registry);
+        let forecasts = Arc::new(ForecastMetrics::register(&mut registry));
         Telemetry {
             registry,
             evaluations,
@@ -89,6 +95,7 @@ impl Telemetry {
             policies,
             policies_enabled,
             budget,
+            forecasts,
         }
     }
 

@@ -10,6 +10,7 @@
 //! - [`oracle`], [`hpa`], [`keda`], [`mod@reference`]: the reference points.
 //! - [`policy`]: a Ballast policy as a [`Controller`].
 //! - [`chart`]: charts of timelines.
+//! - [`tune`]: searching a policy's setting for the cheapest one that meets an SLO.
 //!
 //! The model reads no clock (time is the trace's) and does no IO of its own: only the
 //! `from_path` and chart-writing conveniences touch files.
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod reference;
 pub mod timeline;
 pub mod trace;
+pub mod tune;
 
 pub use grid::{Grid, GridError, Scenario, ScenarioError};
 pub use hpa::{Autoscaler, Behavior, Hpa, HpaConfig, Metric};

@@ -1,10 +1,19 @@
 //! A Ballast policy as a backtest [`Controller`]: its metrics are bound to the simulated
-//! metrics of `BACKTEST.md`, and the core's [`decide()`] runs at every tick on a virtual clock.
+//! metrics of `BACKTEST.md`, and the core's [`decide_with_forecast()`] runs at every tick on
+//! a virtual clock.
+//!
+//! A predictive policy gets a [`Forecaster`] as the engine would give it one: it is fed
+//! the metric as each tick is observed, trained on its own history on the policy's
+//! schedule (in simulated time, so a training is in use from the tick it was started), and
+//! asked for a forecast at every decision. It only ever sees the observations the decision
+//! sees, so the backtest does not look ahead.
 
 use ballast_core::{
-    Action, Decision, MetricObservation, Observations, Policy, PolicyState, decide,
+    Action, Decision, Forecast, MetricObservation, Observations, Policy, PolicyState, Strategy,
+    decide_with_forecast,
 };
-use chrono::DateTime;
+use ballast_forecast::{ForecastError, Forecaster};
+use chrono::{DateTime, TimeDelta};
 
 use crate::model::{Controller, TickObservation};
 
@@ -82,6 +91,38 @@ pub struct DecisionCounts {
     pub hold: usize,
 }
 
+/// What the predictive strategy did over a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ForecastStats {
+    /// Decisions with a predictive proposal that voted.
+    pub acting: usize,
+    /// Decisions where the strategy stood aside or only recorded its forecast.
+    pub aside: usize,
+    /// Decisions where the predictive proposal was the largest (it set the combined count).
+    pub leading: usize,
+    /// Models trained.
+    pub trainings: usize,
+    /// Trainings that failed, with the last reason.
+    pub failed_trainings: usize,
+    /// Why the last training failed.
+    pub last_failure: Option<String>,
+    /// Forecasts scored over the run.
+    pub scored: u64,
+    /// MASE over the last scoring window at the end of the run.
+    pub mase: Option<f64>,
+    /// Coverage over the last scoring window at the end of the run.
+    pub coverage: Option<f64>,
+}
+
+/// The forecaster of a predictive policy, created once the tick length is known.
+#[derive(Debug)]
+enum Prediction {
+    None,
+    /// Waiting for a second observation to learn the tick.
+    Waiting,
+    Ready(Box<Forecaster>),
+}
+
 /// Runs a policy in a backtest.
 #[derive(Debug)]
 pub struct PolicyController {
@@ -89,8 +130,13 @@ pub struct PolicyController {
     bindings: Vec<SimMetric>,
     state: PolicyState,
     price: f64,
+    prediction: Prediction,
+    /// Observations already fed to the forecaster.
+    fed: usize,
     /// What the policy decided, by action.
     pub counts: DecisionCounts,
+    /// What the predictive strategy did (all zero for a policy without one).
+    pub forecast_stats: ForecastStats,
     /// Decisions that changed the count, kept up to `keep_changes` for explaining a run.
     pub changes: Vec<Decision>,
     keep_changes: usize,
@@ -112,15 +158,86 @@ impl PolicyController {
             }
             bindings.push(sim);
         }
+        let prediction = if policy.predictive.is_some() {
+            Prediction::Waiting
+        } else {
+            Prediction::None
+        };
         Ok(PolicyController {
             policy,
             bindings,
             state: PolicyState::default(),
             price,
+            prediction,
+            fed: 0,
             counts: DecisionCounts::default(),
+            forecast_stats: ForecastStats::default(),
             changes: Vec::new(),
             keep_changes: 0,
         })
+    }
+
+    /// Sets the evaluation interval of a predictive policy's forecaster at once (otherwise
+    /// it is learnt from the first two observations, and the forecaster starts then).
+    pub fn with_tick(mut self, tick_s: f64) -> Result<Self, ForecastError> {
+        if matches!(self.prediction, Prediction::Waiting) {
+            self.start_forecaster(tick_s)?;
+        }
+        Ok(self)
+    }
+
+    fn start_forecaster(&mut self, tick_s: f64) -> Result<(), ForecastError> {
+        let interval = TimeDelta::milliseconds((tick_s * 1000.0).round() as i64);
+        let forecaster = Forecaster::for_policy(&self.policy, interval)?;
+        self.prediction = Prediction::Ready(Box::new(forecaster));
+        Ok(())
+    }
+
+    /// Feeds the forecaster every observation it has not seen, trains it when due, and
+    /// asks it for the forecast of this decision.
+    fn forecast(&mut self, now_s: f64, seen: &[TickObservation]) -> Option<Forecast> {
+        if matches!(self.prediction, Prediction::Waiting) {
+            let tick_s = match seen {
+                [a, b, ..] => b.end_s - a.end_s,
+                _ => return None,
+            };
+            if let Err(e) = self.start_forecaster(tick_s) {
+                self.forecast_stats.failed_trainings += 1;
+                self.forecast_stats.last_failure = Some(e.to_string());
+                self.prediction = Prediction::None;
+            }
+        }
+        let Prediction::Ready(forecaster) = &mut self.prediction else {
+            return None;
+        };
+        let metric = self.policy.predictive.as_ref()?.metric;
+        for o in &seen[self.fed.min(seen.len())..] {
+            forecaster.observe(
+                timestamp(o.end_s),
+                self.bindings[metric].read(o),
+                o.replicas,
+            );
+        }
+        self.fed = seen.len();
+        if let Some(job) = forecaster.training_job() {
+            match job.run() {
+                Ok(model) => {
+                    forecaster.install(model);
+                    self.forecast_stats.trainings += 1;
+                }
+                Err(e) => {
+                    self.forecast_stats.failed_trainings += 1;
+                    self.forecast_stats.last_failure = Some(e.to_string());
+                }
+            }
+        }
+        let forecast = forecaster.forecast();
+        let accuracy = forecaster.accuracy();
+        self.forecast_stats.scored = forecaster.ledger().scored_total();
+        self.forecast_stats.mase = accuracy.mase;
+        self.forecast_stats.coverage = accuracy.coverage;
+        debug_assert!(forecast.is_none_or(|f| timestamp(now_s) >= f.made_at));
+        forecast
     }
 
     /// Keep up to `n` decisions that changed the count, to show why.
@@ -155,7 +272,30 @@ impl Controller for PolicyController {
                 .collect(),
             price_per_replica_hour: Some(self.price),
         };
-        let decision = decide(&self.policy, &mut self.state, timestamp(now_s), &obs);
+        let forecast = self.forecast(now_s, seen);
+        let decision = decide_with_forecast(
+            &self.policy,
+            &mut self.state,
+            timestamp(now_s),
+            &obs,
+            forecast.as_ref(),
+        );
+        if self.policy.predictive.is_some() {
+            let stats = &mut self.forecast_stats;
+            match decision
+                .proposals
+                .iter()
+                .find(|p| matches!(p.strategy, Strategy::Predictive | Strategy::Forecast))
+            {
+                Some(p) if p.strategy == Strategy::Predictive => {
+                    stats.acting += 1;
+                    if p.desired == decision.combined {
+                        stats.leading += 1;
+                    }
+                }
+                _ => stats.aside += 1,
+            }
+        }
         match decision.action {
             Action::ScaleUp => self.counts.scale_up += 1,
             Action::ScaleDown => self.counts.scale_down += 1,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use ballast_sim::chart::{ChartOptions, ChartSeries, write_chart};
 use ballast_sim::grid::{Grid, Scenario};
 use ballast_sim::model::{Run, default_initial, simulate};
-use ballast_sim::policy::PolicyController;
+use ballast_sim::policy::{ForecastStats, PolicyController};
 use ballast_sim::trace::Trace;
 use ballast_sim::{Reference, run_reference, timeline};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,6 +67,27 @@ pub enum Capacity {
     Auto,
 }
 
+impl Capacity {
+    /// `scenario` with this capacity: the fixed one, or a tenth of `trace`'s mean rate.
+    pub fn scenario(self, trace: &Trace, scenario: Scenario) -> anyhow::Result<Scenario> {
+        let capacity = match self {
+            Capacity::Fixed(c) => c,
+            Capacity::Auto => {
+                let mean = trace.mean_rate();
+                anyhow::ensure!(
+                    mean > 0.0,
+                    "the trace's mean rate is 0, so `--capacity auto` has nothing to go by"
+                );
+                mean / 10.0
+            }
+        };
+        Ok(Scenario {
+            capacity,
+            ..scenario
+        })
+    }
+}
+
 impl FromStr for Capacity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -85,24 +106,16 @@ impl FromStr for Capacity {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let trace = Trace::from_path(&args.trace)?;
     let policies = crate::validate::load(&args.policies)?;
-    let capacity = match args.capacity {
-        Capacity::Fixed(c) => c,
-        Capacity::Auto => {
-            let mean = trace.mean_rate();
-            anyhow::ensure!(
-                mean > 0.0,
-                "the trace's mean rate is 0, so `--capacity auto` has nothing to go by"
-            );
-            mean / 10.0
-        }
-    };
-    let scenario = Scenario {
-        capacity,
-        startup_s: args.startup,
-        tick_s: args.tick,
-        price: args.price,
-        initial: args.initial,
-    };
+    let scenario = args.capacity.scenario(
+        &trace,
+        Scenario {
+            capacity: 0.0,
+            startup_s: args.startup,
+            tick_s: args.tick,
+            price: args.price,
+            initial: args.initial,
+        },
+    )?;
     let grid = Grid::new(&trace, &scenario)?;
     let mut controllers = policies
         .iter()
@@ -148,14 +161,40 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
 
+    let forecasts: Vec<(String, ForecastStats)> = controllers
+        .iter()
+        .filter(|c| c.forecast_stats.trainings + c.forecast_stats.failed_trainings > 0)
+        .map(|c| (c.name().to_owned(), c.forecast_stats.clone()))
+        .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(&runs, &scenario))?);
+        let mut doc = json(&runs, &scenario);
+        doc["forecasts"] = forecasts
+            .iter()
+            .map(|(name, f)| {
+                serde_json::json!({
+                    "controller": name,
+                    "trainings": f.trainings,
+                    "failed_trainings": f.failed_trainings,
+                    "last_failure": f.last_failure,
+                    "scored": f.scored,
+                    "mase": f.mase,
+                    "coverage": f.coverage,
+                    "acting": f.acting,
+                    "leading": f.leading,
+                    "aside": f.aside,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
             "{}",
             header(&args.trace, &trace, &scenario, ticks, grid.tick_s)
         );
         println!("{}", table(&runs));
+        for (name, f) in &forecasts {
+            println!("{}", forecast_line(name, f));
+        }
     }
 
     for c in &controllers {
@@ -199,14 +238,44 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let title = format!(
             "{} — capacity {} per replica, startup {} s, tick {} s",
             file_name(&args.trace),
-            trim(capacity),
+            trim(scenario.capacity),
             trim(args.startup),
             trim(args.tick)
         );
-        write_chart(chart, &series, &ChartOptions::new(title, capacity))?;
+        write_chart(chart, &series, &ChartOptions::new(title, scenario.capacity))?;
         eprintln!("chart written to {}", chart.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a predictive policy's forecaster did over the run, in a line.
+fn forecast_line(name: &str, f: &ForecastStats) -> String {
+    let mut out = format!(
+        "`{name}` forecasts: {} models trained{}, {} forecasts scored",
+        f.trainings,
+        if f.failed_trainings > 0 {
+            format!(
+                " ({} failed: {})",
+                f.failed_trainings,
+                f.last_failure.as_deref().unwrap_or("")
+            )
+        } else {
+            String::new()
+        },
+        f.scored
+    );
+    if let Some(m) = f.mase {
+        let _ = write!(out, "; at the end MASE {m:.3}");
+    }
+    if let Some(c) = f.coverage {
+        let _ = write!(out, ", coverage {:.1} %", c * 100.0);
+    }
+    let _ = write!(
+        out,
+        "; the forecast took part in {} decisions (set the count in {}) and stood aside in {}",
+        f.acting, f.leading, f.aside
+    );
+    out
 }
 
 fn header(path: &Path, trace: &Trace, s: &Scenario, ticks: usize, tick: f64) -> String {

@@ -9,6 +9,7 @@ mod policy;
 mod prices;
 mod serve;
 mod token;
+mod tune;
 mod validate;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Validate(validate::Args),
     /// Replay a recorded load trace against policies and the reference autoscalers.
     Backtest(backtest::Args),
+    /// Search one setting of a policy by backtest for the cheapest that meets an SLO.
+    Tune(tune::Args),
     /// Run the engine and the REST API.
     Serve(serve::Args),
     /// Create, list and delete API tokens.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Tune(args) => tune::run(&args),
         Command::Serve(args) => {
             runtime().and_then(|rt| rt.block_on(serve::run(&args)).map(|()| ExitCode::SUCCESS))
         }

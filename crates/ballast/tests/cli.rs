@@ -349,3 +349,59 @@ fn backtest_rejects_a_bad_capacity_and_a_missing_trace_clearly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_predictive_backtest_reports_what_its_forecaster_did() {
+    let trace = "examples/traces/wikipedia_en_requests_per_hour_2016-01.csv";
+    let policy = "examples/policies/predictive.yaml";
+    let out = ballast(&[
+        "backtest",
+        "--trace",
+        trace,
+        "--policy",
+        policy,
+        "--capacity",
+        "auto",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("`predictive` forecasts:"))
+        .unwrap_or_else(|| panic!("no forecast line in:\n{stdout}"));
+    assert!(
+        line.contains("models trained") && line.contains("MASE"),
+        "{line}"
+    );
+
+    let out = ballast(&[
+        "backtest",
+        "--trace",
+        trace,
+        "--policy",
+        policy,
+        "--capacity",
+        "auto",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &doc["forecasts"][0];
+    assert_eq!(f["controller"], "predictive", "{doc}");
+    // A month replayed at one-minute ticks: a model every six hours from the first hour on,
+    // and forecasts that beat the seasonal naive one by far.
+    let trainings = f["trainings"].as_u64().unwrap();
+    assert!((120..=125).contains(&trainings), "{f}");
+    assert_eq!(f["failed_trainings"], 0, "{f}");
+    assert!(f["mase"].as_f64().unwrap() < 0.5, "{f}");
+    assert!(f["coverage"].as_f64().unwrap() > 0.9, "{f}");
+    let acting = f["acting"].as_u64().unwrap();
+    let aside = f["aside"].as_u64().unwrap();
+    // Every decision but the first (which has no observation yet) says what it did.
+    let ticks = doc["runs"][0]["ticks"].as_u64().unwrap();
+    assert!(
+        acting + aside + 1 >= ticks && acting + aside <= ticks,
+        "{doc}"
+    );
+}

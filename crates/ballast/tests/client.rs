@@ -127,9 +127,10 @@ impl Server {
     }
 }
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "cdc-worker-autoscaling",
     "invoice-workers",
+    "predictive",
     "web",
     "web-rules",
 ];
@@ -192,17 +193,30 @@ fn apply_creates_then_keeps_then_updates_then_prunes_and_a_dry_run_changes_nothi
     let subset = repo().join("examples/policies/web.yaml");
     let subset = subset.to_str().unwrap();
     let planned = server.ok(&["policy", "apply", "-f", subset, "--prune", "--dry-run"]);
-    for n in ["cdc-worker-autoscaling", "invoice-workers", "web-rules"] {
+    for n in [
+        "cdc-worker-autoscaling",
+        "invoice-workers",
+        "predictive",
+        "web-rules",
+    ] {
         assert!(planned.contains(&format!("delete {n}")), "{planned}");
     }
-    assert_eq!(server.ok(&["policy", "list"]).lines().count(), 5);
+    assert_eq!(
+        server.ok(&["policy", "list"]).lines().count(),
+        1 + NAMES.len()
+    );
 
     let pruned = server.ok(&["policy", "apply", "-f", subset, "--prune"]);
     assert!(
         pruned.contains("updated web (changed: max_replicas)"),
         "{pruned}"
     );
-    for n in ["cdc-worker-autoscaling", "invoice-workers", "web-rules"] {
+    for n in [
+        "cdc-worker-autoscaling",
+        "invoice-workers",
+        "predictive",
+        "web-rules",
+    ] {
         assert!(pruned.contains(&format!("deleted {n}")), "{pruned}");
     }
     let list = server.ok(&["policy", "list"]);
