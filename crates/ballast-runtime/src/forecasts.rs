@@ -516,13 +516,9 @@ impl Inner {
 /// value describes.
 async fn read_history(request: &Refill, source: &HistorySource) -> Result<Vec<Buffered>, String> {
     let step = request.settings.step;
-    let steps = request.settings.history;
-    let start = request.until - step * steps as i32;
-    let end = request.until - step;
+    let start = request.until - step * request.settings.history as i32;
     let mut samples = Vec::new();
-    let mut from = start;
-    while from <= end {
-        let to = (from + step * (POINTS_PER_QUERY as i32 - 1)).min(end);
+    for (from, to) in parts(start, request.until, step) {
         let observation = if request.pushed {
             source.pushed.range(&request.query, from, to, step)
         } else if let Some(prometheus) = &source.prometheus {
@@ -536,7 +532,6 @@ async fn read_history(request: &Refill, source: &HistorySource) -> Result<Vec<Bu
             MetricObservation::Empty | MetricObservation::NotFetched => {}
             MetricObservation::Failed(e) => return Err(e),
         }
-        from = to + step;
     }
     let counts = if request.per_replica && !samples.is_empty() {
         past_counts(&source.store, request.id, start, request.current).await?
@@ -548,6 +543,23 @@ async fn read_history(request: &Refill, source: &HistorySource) -> Result<Vec<Bu
         .filter(|s| s.value.is_finite())
         .map(|s| (s.at, s.value, counts.at(s.at)))
         .collect())
+}
+
+/// The range queries that read `[start, until)` at `step`: consecutive parts of at most
+/// [`POINTS_PER_QUERY`] points, each given by its first and last point.
+fn parts(start: Timestamp, until: Timestamp, step: TimeDelta) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    if step <= TimeDelta::zero() {
+        return out;
+    }
+    let last = until - step;
+    let mut from = start;
+    while from <= last {
+        let to = (from + step * (POINTS_PER_QUERY as i32 - 1)).min(last);
+        out.push((from, to));
+        from = to + step;
+    }
+    out
 }
 
 /// The count a target ran over time, from the policy's decision history.
@@ -566,8 +578,10 @@ impl Counts {
         }
     }
 
+    /// The count that produced a value measured at `t`: a decision at `t` acted on that
+    /// value, so its new count applies only after `t`.
     fn at(&self, t: Timestamp) -> u32 {
-        let i = self.changes.partition_point(|(at, _)| *at <= t);
+        let i = self.changes.partition_point(|(at, _)| *at < t);
         if i == 0 {
             self.initial
         } else {
@@ -603,21 +617,17 @@ async fn past_counts(
             None => break,
         }
     }
-    entries.retain(|e| {
-        !e.dry_run && e.outcome != Some(ballast_store::Outcome::Failed) && e.to_replicas.is_some()
-    });
-    entries.sort_by_key(|e| (e.at, e.id));
-    let count = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
-    let initial = entries
-        .first()
-        .and_then(|e| count(e.from_replicas))
-        .unwrap_or(current);
+    // The decision's own time and counts (the entry's time is when it was written).
+    let mut changes: Vec<(Timestamp, u32, u32)> = entries
+        .iter()
+        .filter(|e| !e.dry_run && e.outcome != Some(ballast_store::Outcome::Failed))
+        .filter_map(|e| e.decision.as_ref())
+        .map(|d| (d.at, d.current, d.desired))
+        .collect();
+    changes.sort_by_key(|(at, _, _)| *at);
     Ok(Counts {
-        initial,
-        changes: entries
-            .iter()
-            .filter_map(|e| Some((e.at, count(e.to_replicas)?)))
-            .collect(),
+        initial: changes.first().map_or(current, |(_, from, _)| *from),
+        changes: changes.iter().map(|(at, _, to)| (*at, *to)).collect(),
     })
 }
 
@@ -767,15 +777,116 @@ mod tests {
     }
 
     #[test]
+    fn a_long_history_is_read_in_parts_under_prometheus_point_limit() {
+        let step = TimeDelta::minutes(1);
+        // Two weeks of one-minute samples: 20,160 points, in three parts.
+        let until = at(0) + TimeDelta::days(14);
+        let p = parts(at(0), until, step);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0], (at(0), at(0) + step * 9_999));
+        assert_eq!(p[1].0, p[0].1 + step);
+        assert_eq!(p[2].1, until - step);
+        let points: i64 = p
+            .iter()
+            .map(|(a, b)| (*b - *a).num_minutes() + 1)
+            .inspect(|n| assert!(*n <= POINTS_PER_QUERY as i64))
+            .sum();
+        assert_eq!(points, 20_160);
+        assert_eq!(parts(at(0), at(60), step), vec![(at(0), at(0))]);
+        assert!(parts(at(60), at(60), step).is_empty());
+    }
+
+    #[test]
     fn counts_follow_the_recorded_changes() {
         let counts = Counts {
             initial: 2,
             changes: vec![(at(10), 4), (at(20), 3)],
         };
         assert_eq!(counts.at(at(0)), 2);
-        assert_eq!(counts.at(at(10)), 4);
-        assert_eq!(counts.at(at(19)), 4);
+        assert_eq!(counts.at(at(10)), 2, "the value the change acted on");
+        assert_eq!(counts.at(at(11)), 4);
+        assert_eq!(counts.at(at(20)), 4);
         assert_eq!(counts.at(at(25)), 3);
         assert_eq!(Counts::constant(7).at(at(5)), 7);
+    }
+
+    /// A per-replica metric's past is turned back into totals with the counts the policy's
+    /// decisions set: the engine scales a `log` target on pushed utilization, then the
+    /// history read-back of a forecaster starting afterwards is compared with value × count.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_per_replica_history_is_read_back_as_totals_with_the_counts_decided_then() {
+        use crate::{Engine, EngineConfig, PushedSample, SeriesKey, Targets, Telemetry};
+        use ballast_core::{Format, load_policies};
+
+        let minute = |m: i64| at(1_700_000_000) + TimeDelta::minutes(m);
+        let yaml = "name: util
+min_replicas: 1
+max_replicas: 20
+scale_up_cooldown: 0s
+metrics:
+  util: {source: pushed, query: util, per_replica: true}
+target_tracking: {metric: util, target: 50, tolerance: 0}
+predictive: {metric: util, target: 50, mode: forecast_only, history: 1h, seasonality: []}
+";
+        let parsed = load_policies(yaml, Format::Yaml).unwrap().remove(0);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let record = store.create_policy(&parsed.spec, "test").await.unwrap();
+        let engine = Engine::new(
+            store.clone(),
+            None,
+            Arc::new(Targets::default()),
+            Arc::new(Telemetry::new()),
+            EngineConfig {
+                interval: std::time::Duration::from_secs(60),
+                ..EngineConfig::default()
+            },
+        );
+        // 100 % (twice the target) at minutes 0 and 5 doubles the count; 50 % holds it.
+        let util = |m: i64| if m % 5 == 0 { 100.0 } else { 50.0 };
+        for m in 0..10 {
+            let sample = PushedSample {
+                key: SeriesKey {
+                    name: "util".to_owned(),
+                    labels: Default::default(),
+                },
+                value: util(m),
+                at: minute(m),
+            };
+            engine.pushed().push(vec![sample], minute(m)).unwrap();
+            engine.tick(minute(m)).await;
+            engine.settle().await;
+        }
+
+        let settings = Settings::from_policy(&parsed, TimeDelta::minutes(1)).unwrap();
+        let request = Refill {
+            id: record.id,
+            generation: 0,
+            query: "util".to_owned(),
+            pushed: true,
+            per_replica: true,
+            current: 4,
+            settings,
+            until: minute(10),
+        };
+        let source = HistorySource {
+            prometheus: None,
+            pushed: engine.pushed().clone(),
+            store,
+        };
+        let read = read_history(&request, &source).await.unwrap();
+        let totals: Vec<(i64, f64, u32)> = read
+            .iter()
+            .map(|(t, v, n)| ((*t - minute(0)).num_minutes(), v * f64::from(*n), *n))
+            .collect();
+        let counts: Vec<u32> = totals.iter().map(|(_, _, n)| *n).collect();
+        assert_eq!(counts, [1, 2, 2, 2, 2, 2, 4, 4, 4, 4], "{totals:?}");
+        let values: Vec<f64> = totals.iter().map(|(_, v, _)| *v).collect();
+        assert_eq!(
+            values,
+            [
+                100.0, 100.0, 100.0, 100.0, 100.0, 200.0, 200.0, 200.0, 200.0, 200.0
+            ]
+        );
+        assert_eq!(totals[0].0, 0);
     }
 }
