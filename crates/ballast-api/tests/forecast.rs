@@ -336,7 +336,15 @@ async fn after_a_restart_the_forecaster_starts_from_the_metrics_history() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["model"]["refilled_samples"], 100, "{body}");
     assert!(body["model"]["refill_error"].is_null(), "{body}");
-    assert_eq!(body["model"]["trainings"], 1, "{body}");
+    // The past after the 60 samples the first training needs was replayed with a forecast
+    // at each sample (41) and a training every 30 samples; every forecast whose lead time
+    // has been observed since (the past, then minute 100) is scored.
+    assert_eq!(body["model"]["trainings"], 2, "{body}");
+    assert_eq!(body["accuracy"]["scored"], 39, "{body}");
+    assert!(
+        body["accuracy"]["mase"].is_null(),
+        "fewer than 60 scored: {body}"
+    );
     assert_eq!(body["mode"], "forecast_only", "{body}");
     restarted.minute(101).await;
     let (_, body) = restarted.call("GET", &path, None).await;

@@ -6,7 +6,7 @@ use ballast_core::{Accuracy, Forecast, Policy, Timestamp};
 use chrono::TimeDelta;
 
 use crate::ForecastError;
-use crate::accuracy::{Ledger, Pending};
+use crate::accuracy::{Ledger, MIN_SCORED, Pending};
 use crate::model::{MIN_TRAINING_SAMPLES, Model, train};
 use crate::settings::Settings;
 
@@ -226,6 +226,73 @@ impl Forecaster {
     }
 }
 
+/// A forecaster started from a metric's past, as [`Forecaster::warm_up`] leaves it.
+#[derive(Debug, Clone)]
+pub struct WarmUp {
+    /// The forecaster, holding the past and a model trained on it.
+    pub forecaster: Forecaster,
+    /// Models trained during the replay.
+    pub trainings: u64,
+    /// Trainings that failed, and the last reason.
+    pub failures: u64,
+    /// Why the last failed training failed.
+    pub last_error: Option<String>,
+}
+
+impl Forecaster {
+    /// Samples at the end of a refilled history that [`Forecaster::warm_up`] replays with
+    /// forecasts: enough for the accuracy figures to be known (and at least two retraining
+    /// intervals), within the accuracy window.
+    pub fn replay_len(settings: &Settings) -> usize {
+        (2 * settings.retrain_every)
+            .max(MIN_SCORED + settings.horizon)
+            .min(settings.accuracy_window + settings.horizon)
+    }
+
+    /// A forecaster started from `past` (time, value, ready replicas; oldest first), as if
+    /// it had been running all along: the samples are taken in, and over the last
+    /// [`Forecaster::replay_len`] of them (leaving at least the samples a first training
+    /// needs before) the forecaster trains on its schedule and forecasts at every sample,
+    /// each forecast made only from what came before and scored against what came after.
+    /// So after a restart the accuracy figures, and with them the strategy, are back at
+    /// once instead of after a day of new forecasts. CPU-bound: run it off the async
+    /// threads.
+    pub fn warm_up(settings: Settings, past: Vec<(Timestamp, f64, u32)>) -> WarmUp {
+        let replay = Forecaster::replay_len(&settings);
+        let mut warm = WarmUp {
+            forecaster: Forecaster::new(settings),
+            trainings: 0,
+            failures: 0,
+            last_error: None,
+        };
+        let from = past
+            .len()
+            .saturating_sub(replay)
+            .max(MIN_TRAINING_SAMPLES - 1);
+        for (i, (at, value, ready)) in past.into_iter().enumerate() {
+            let f = &mut warm.forecaster;
+            f.observe(at, value, ready);
+            if i < from {
+                continue;
+            }
+            if let Some(job) = f.training_job() {
+                match job.run() {
+                    Ok(model) => {
+                        f.install(model);
+                        warm.trainings += 1;
+                    }
+                    Err(e) => {
+                        warm.failures += 1;
+                        warm.last_error = Some(e.to_string());
+                    }
+                }
+            }
+            f.forecast();
+        }
+        warm
+    }
+}
+
 fn sample_at(samples: &VecDeque<f32>, newest: u64, index: u64) -> Option<f64> {
     let back = newest.checked_sub(index)?;
     let i = (samples.len() as u64).checked_sub(back + 1)?;
@@ -369,5 +436,50 @@ mod tests {
         let a = f.accuracy();
         assert!(a.mase.is_some_and(|m| m < 1.0), "{a:?}");
         assert!(a.coverage.is_some_and(|c| c > 0.8), "{a:?}");
+    }
+
+    #[test]
+    fn a_warm_up_replays_the_end_of_the_past_so_accuracy_is_known_at_once() {
+        let settings = Forecaster::for_policy(&policy(SHORT), TimeDelta::minutes(1))
+            .unwrap()
+            .settings()
+            .clone();
+        assert_eq!(
+            Forecaster::replay_len(&settings),
+            63,
+            "60 scored plus the lead"
+        );
+        let past: Vec<_> = (0..300i64)
+            .map(|i| (minute(i), cycle(i as usize), 1))
+            .collect();
+        let warm = Forecaster::warm_up(settings.clone(), past.clone());
+        assert_eq!(
+            (warm.trainings, warm.failures),
+            (3, 0),
+            "{:?}",
+            warm.last_error
+        );
+        let mut f = warm.forecaster;
+        assert_eq!(f.history_len(), 300);
+        assert_eq!(
+            f.model().unwrap().last_trained,
+            297,
+            "every 30 samples from 237"
+        );
+        let a = f.accuracy();
+        assert_eq!(a.scored, 60);
+        assert!(a.mase.is_some_and(|m| m < 1.0), "{a:?}");
+        // It carries on as one that ran all along: the next sample is taken in and forecast.
+        f.observe(minute(300), cycle(300), 1);
+        assert_eq!(f.forecast().unwrap().made_at, minute(300));
+
+        // A short past: the replay starts once a first training is possible.
+        let warm = Forecaster::warm_up(settings, past[..70].to_vec());
+        assert_eq!(warm.trainings, 1);
+        assert_eq!(
+            warm.forecaster.ledger().scored_total(),
+            8,
+            "11 forecasts, 3 pending"
+        );
     }
 }

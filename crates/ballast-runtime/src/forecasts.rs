@@ -13,8 +13,10 @@
 //!   its predictive block or interval changed), the metric's last `history` is read back in
 //!   the background by range queries (Prometheus answers at most 11,000 points a query, so
 //!   longer histories are read in parts; `source: pushed` metrics have what the in-memory
-//!   store holds), and the forecaster starts from it. The values observed meanwhile are
-//!   kept and fed after it. For a per-replica metric the forecaster wants the total, so each
+//!   store holds), and the forecaster starts from it: the end of it is replayed with
+//!   forecasts scored against what followed ([`Forecaster::warm_up`]), so the accuracy
+//!   figures, and with them the strategy, are back at once. The values observed meanwhile
+//!   are kept and fed after it. For a per-replica metric the forecaster wants the total, so each
 //!   past value is multiplied by the count the policy's decision history says the target
 //!   ran then (the current count before the first recorded change).
 //!
@@ -478,7 +480,21 @@ impl Inner {
     }
 
     async fn refill(self: Arc<Self>, request: Refill, source: HistorySource) {
-        let read = read_history(&request, &source).await;
+        let (past, error) = match read_history(&request, &source).await {
+            Ok(past) => (past, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let refilled = past.len();
+        // Training and replaying the end of the past is CPU work: on the blocking pool,
+        // counted against the trainings run at once.
+        let settings = request.settings.clone();
+        let warm = {
+            let _permit = self.permits.clone().acquire_owned().await;
+            let started = Instant::now();
+            let warm =
+                tokio::task::spawn_blocking(move || Forecaster::warm_up(settings, past)).await;
+            (warm, started.elapsed().as_secs_f64())
+        };
         let mut slots = self.slots.lock().expect("no panic under the lock");
         let Some(slot) = slots
             .get_mut(&request.id)
@@ -486,18 +502,29 @@ impl Inner {
         else {
             return;
         };
-        let mut forecaster = Forecaster::new(request.settings.clone());
-        match read {
-            Ok(samples) => {
-                slot.refilled = samples.len();
-                for (at, value, ready) in samples {
-                    forecaster.observe(at, value, ready);
+        let mut forecaster = match warm {
+            (Ok(w), seconds) => {
+                for _ in 0..w.trainings {
+                    self.metrics
+                        .trained(&slot.name, true, seconds / w.trainings as f64);
                 }
+                for _ in 0..w.failures {
+                    self.metrics.trained(&slot.name, false, 0.0);
+                }
+                slot.trainings += w.trainings;
+                slot.failed_trainings += w.failures;
+                slot.last_error = w.last_error;
+                w.forecaster
             }
-            Err(e) => {
-                tracing::warn!(policy = %slot.name, error = %e, "cannot read the forecast metric's history; starting from now");
-                slot.refill_error = Some(e);
+            (Err(e), _) => {
+                slot.last_error = Some(format!("the warm-up task failed: {e}"));
+                Forecaster::new(request.settings.clone())
             }
+        };
+        slot.refilled = refilled;
+        if let Some(e) = error {
+            tracing::warn!(policy = %slot.name, error = %e, "cannot read the forecast metric's history; starting from now");
+            slot.refill_error = Some(e);
         }
         for (at, value, ready) in slot.refilling.take().unwrap_or_default() {
             forecaster.observe(at, value, ready);
@@ -506,6 +533,8 @@ impl Inner {
         tracing::info!(
             policy = %slot.name,
             samples = slot.refilled,
+            trainings = slot.trainings,
+            scored = slot.forecaster.ledger().scored_total(),
             "forecaster started from the metric's history"
         );
         self.train_if_due(request.id, slot);
