@@ -695,30 +695,34 @@ impl ForecastMetrics {
             trainings: Family::default(),
             training_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
         };
-        registry.register(
-            "forecast_mase",
-            "Mean absolute scaled error of a policy's recent forecasts (below 1 beats the seasonal naive forecast)",
-            metrics.mase.clone(),
-        );
-        registry.register(
-            "forecast_coverage_ratio",
-            "Share of a policy's recent outcomes inside the forecast interval",
-            metrics.coverage.clone(),
-        );
+        for (name, help, family) in [
+            (
+                "forecast_mase",
+                "Mean absolute scaled error of a policy's recent forecasts (below 1 beats the seasonal naive forecast)",
+                &metrics.mase,
+            ),
+            (
+                "forecast_coverage_ratio",
+                "Share of a policy's recent outcomes inside the forecast interval",
+                &metrics.coverage,
+            ),
+            (
+                "forecast_peak",
+                "Peak of a policy's newest forecast over its lead time",
+                &metrics.peak,
+            ),
+            (
+                "forecast_upper",
+                "Upper bound of a policy's newest forecast interval",
+                &metrics.upper,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
         registry.register(
             "forecast_scored",
             "Forecasts scored in a policy's accuracy window",
             metrics.scored.clone(),
-        );
-        registry.register(
-            "forecast_peak",
-            "Peak of a policy's newest forecast over its lead time",
-            metrics.peak.clone(),
-        );
-        registry.register(
-            "forecast_upper",
-            "Upper bound of a policy's newest forecast interval",
-            metrics.upper.clone(),
         );
         registry.register(
             "forecast_standing_aside",

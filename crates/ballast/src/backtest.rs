@@ -24,22 +24,9 @@ pub struct Args {
     /// Policy files (each may hold several policies); repeat for a side-by-side comparison.
     #[arg(long = "policy", required = true)]
     pub policies: Vec<PathBuf>,
-    /// Load units per second one ready replica serves, or `auto` for the trace's mean rate
-    /// divided by 10.
-    #[arg(long)]
-    pub capacity: Capacity,
-    /// Seconds from launch to ready.
-    #[arg(long, default_value_t = 120.0)]
-    pub startup: f64,
-    /// The evaluation interval in seconds.
-    #[arg(long, default_value_t = 60.0)]
-    pub tick: f64,
-    /// Price of one replica for one hour.
-    #[arg(long, default_value_t = 1.0)]
-    pub price: f64,
-    /// Replicas ready at the first tick (default: enough for the first row's rate).
-    #[arg(long)]
-    pub initial: Option<u32>,
+    /// The replica model.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Write the timeline CSV here (with several policies, the policy's name is added
     /// before the extension).
     #[arg(long)]
@@ -56,6 +43,43 @@ pub struct Args {
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The replica model's settings, the same for `backtest` and `tune`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Load units per second one ready replica serves, or `auto` for the trace's mean rate
+    /// divided by 10.
+    #[arg(long)]
+    pub capacity: Capacity,
+    /// Seconds from launch to ready.
+    #[arg(long, default_value_t = 120.0)]
+    pub startup: f64,
+    /// The evaluation interval in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub tick: f64,
+    /// Price of one replica for one hour.
+    #[arg(long, default_value_t = 1.0)]
+    pub price: f64,
+    /// Replicas ready at the first tick (default: enough for the first row's rate).
+    #[arg(long)]
+    pub initial: Option<u32>,
+}
+
+impl ModelArgs {
+    /// The scenario these settings describe on `trace`.
+    pub fn scenario(&self, trace: &Trace) -> anyhow::Result<Scenario> {
+        self.capacity.scenario(
+            trace,
+            Scenario {
+                capacity: 0.0,
+                startup_s: self.startup,
+                tick_s: self.tick,
+                price: self.price,
+                initial: self.initial,
+            },
+        )
+    }
 }
 
 /// `--capacity`: a number, or `auto`.
@@ -106,20 +130,11 @@ impl FromStr for Capacity {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let trace = Trace::from_path(&args.trace)?;
     let policies = crate::validate::load(&args.policies)?;
-    let scenario = args.capacity.scenario(
-        &trace,
-        Scenario {
-            capacity: 0.0,
-            startup_s: args.startup,
-            tick_s: args.tick,
-            price: args.price,
-            initial: args.initial,
-        },
-    )?;
+    let scenario = args.model.scenario(&trace)?;
     let grid = Grid::new(&trace, &scenario)?;
     let mut controllers = policies
         .iter()
-        .map(|p| PolicyController::new(p, args.price).map(|c| c.keep_changes(args.explain)))
+        .map(|p| PolicyController::new(p, scenario.price).map(|c| c.keep_changes(args.explain)))
         .collect::<Result<Vec<_>, _>>()?;
 
     let ticks = grid.demand.len();
@@ -239,8 +254,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "{} — capacity {} per replica, startup {} s, tick {} s",
             file_name(&args.trace),
             trim(scenario.capacity),
-            trim(args.startup),
-            trim(args.tick)
+            trim(scenario.startup_s),
+            trim(scenario.tick_s)
         );
         write_chart(chart, &series, &ChartOptions::new(title, scenario.capacity))?;
         eprintln!("chart written to {}", chart.display());

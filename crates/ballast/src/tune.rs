@@ -18,7 +18,7 @@ use ballast_sources::PrometheusSource;
 use chrono::{DateTime, TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backtest::Capacity;
+use crate::backtest::ModelArgs;
 
 /// Prometheus answers at most 11,000 points per series; longer ranges are fetched in pieces
 /// of this many steps.
@@ -62,10 +62,9 @@ pub struct Args {
     /// Which policy of the file to tune.
     #[arg(long)]
     pub name: Option<String>,
-    /// Load units per second one ready replica serves, or `auto` for the trace's mean rate
-    /// divided by 10.
-    #[arg(long)]
-    pub capacity: Capacity,
+    /// The replica model.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Objectives every tuned setting must meet, such as `unserved<=0.1%,tau_u<=1%`.
     /// Figures: unserved, tau_u, theta_u, instability; a bound is a percentage or a
     /// reference autoscaler (`unserved<=hpa`: no more unserved demand than the HPA).
@@ -88,18 +87,6 @@ pub struct Args {
     /// Write the policy with the winning setting here, as YAML.
     #[arg(long)]
     pub write: Option<PathBuf>,
-    /// Seconds from launch to ready.
-    #[arg(long, default_value_t = 120.0)]
-    pub startup: f64,
-    /// The evaluation interval in seconds.
-    #[arg(long, default_value_t = 60.0)]
-    pub tick: f64,
-    /// Price of one replica for one hour.
-    #[arg(long, default_value_t = 1.0)]
-    pub price: f64,
-    /// Replicas ready at the first tick (default: enough for the first row's rate).
-    #[arg(long)]
-    pub initial: Option<u32>,
     /// No progress display.
     #[arg(long)]
     pub quiet: bool,
@@ -223,16 +210,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args,
     )?;
     let (trace, origin) = load_trace(args)?;
-    let scenario = args.capacity.scenario(
-        &trace,
-        Scenario {
-            capacity: 0.0,
-            startup_s: args.startup,
-            tick_s: args.tick,
-            price: args.price,
-            initial: args.initial,
-        },
-    )?;
+    let scenario = args.model.scenario(&trace)?;
     let grid = Grid::new(&trace, &scenario)?;
     let knob = Knob::choose(&policy, args.knob)?;
     let search = Search {
@@ -299,8 +277,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             origin.describe(),
             args.slo,
             trim(scenario.capacity),
-            trim(args.startup),
-            trim(args.tick)
+            trim(scenario.startup_s),
+            trim(scenario.tick_s)
         );
         std::fs::write(path, text)
             .with_context(|| format!("cannot write the tuned policy to {}", path.display()))?;
