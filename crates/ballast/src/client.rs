@@ -230,6 +230,12 @@ impl Client {
             .await
     }
 
+    /// The predictive policy's forecaster, as `GET .../{id}/forecast` answers it.
+    pub async fn forecast(&self, id: &str) -> anyhow::Result<Value> {
+        self.json(self.request(Method::GET, &format!("{POLICIES}/{id}/forecast")))
+            .await
+    }
+
     /// One page of history with these query parameters.
     pub async fn history(&self, query: &[(&str, String)]) -> anyhow::Result<Page> {
         self.json(

@@ -1,4 +1,4 @@
-//! `ballast policy apply|list|get|delete|evaluate`: policies on a running server.
+//! `ballast policy apply|list|get|delete|evaluate|forecast`: policies on a running server.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -55,6 +55,15 @@ pub enum Command {
         /// The policy's name.
         name: String,
     },
+    /// Print a predictive policy's current forecast, its interval and accuracy, and
+    /// whether the strategy acts or stands aside.
+    Forecast {
+        /// The policy's name.
+        name: String,
+        /// The server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -94,7 +103,82 @@ pub async fn run(args: &Args) -> anyhow::Result<ExitCode> {
             println!("recorded as history entry {}", evaluation.history_id);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Forecast { name, json } => {
+            let client = Client::new(&args.server)?;
+            let policy = client.find(name).await?;
+            let body = client.forecast(&policy.id).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                print!("{}", forecast_text(&body));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The forecast answer in lines: status, the forecast, accuracy, the model, the verdict.
+fn forecast_text(body: &Value) -> String {
+    let num = |v: &Value, digits: usize| {
+        v.as_f64()
+            .map_or_else(|| "unknown".to_owned(), |x| format!("{x:.digits$}"))
+    };
+    let mut out = format!(
+        "{} ({}): {}\n",
+        body["policy"].as_str().unwrap_or("?"),
+        body["mode"].as_str().unwrap_or("?"),
+        body["detail"].as_str().unwrap_or("?")
+    );
+    let f = &body["forecast"];
+    if f.is_object() {
+        out.push_str(&format!(
+            "forecast made at {} for the next {} s: peak {}, {}% interval {}..{} -> {} replicas\n",
+            f["made_at"].as_str().unwrap_or("?"),
+            num(&f["lead_seconds"], 0),
+            num(&f["peak"], 2),
+            num(
+                &(f["confidence"].as_f64().unwrap_or(f64::NAN) * 100.0).into(),
+                0
+            ),
+            num(&f["lower"], 2),
+            num(&f["upper"], 2),
+            f["replicas"]
+        ));
+    }
+    let a = &body["accuracy"];
+    out.push_str(&format!(
+        "accuracy: {} forecasts scored, MASE {} (stands aside above {}), coverage {}\n",
+        a["scored"],
+        num(&a["mase"], 3),
+        num(&a["max_mase"], 2),
+        a["coverage"]
+            .as_f64()
+            .map_or_else(|| "unknown".to_owned(), |c| format!("{:.1}%", c * 100.0))
+    ));
+    let m = &body["model"];
+    out.push_str(&format!(
+        "model: {} samples of history ({} read back at start), {} trainings, {} failed",
+        m["history_samples"], m["refilled_samples"], m["trainings"], m["failed_trainings"]
+    ));
+    if let Some(t) = m["trained_at"].as_str() {
+        out.push_str(&format!(", last trained on data up to {t}"));
+    }
+    out.push('\n');
+    for key in ["refill_error", "last_error"] {
+        if let Some(e) = m[key].as_str() {
+            out.push_str(&format!("{}: {e}\n", key.replace('_', " ")));
+        }
+    }
+    let v = &body["last_decision"];
+    if v.is_object() {
+        out.push_str(&format!(
+            "last decision at {}: {} ({})\n",
+            v["at"].as_str().unwrap_or("?"),
+            v["role"].as_str().unwrap_or("?").replace('_', " "),
+            v["reason"].as_str().unwrap_or("?")
+        ));
+    }
+    out
 }
 
 /// What apply does to one policy.
@@ -377,6 +461,38 @@ mod tests {
         assert!(
             lines[1].contains("true") && lines[1].contains("false"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_forecast_reads_as_lines_with_its_interval_accuracy_and_verdict() {
+        let body = serde_json::json!({
+            "policy": "web", "mode": "scale", "status": "forecasting",
+            "detail": "forecasting; the forecast takes part in decisions",
+            "forecast": {"made_at": "2026-03-02T10:00:00Z", "lead_seconds": 180.0,
+                "until": "2026-03-02T10:03:00Z", "peak": 412.345, "lower": 380.0,
+                "upper": 444.5, "confidence": 0.95, "replicas": 5},
+            "accuracy": {"scored": 1440, "mase": 0.4213, "coverage": 0.962,
+                "max_mase": 1.0, "min_coverage": null},
+            "model": {"history_samples": 20160, "samples_needed": 60, "refilled_samples": 20000,
+                "refill_error": null, "seasonal_periods_seconds": [86400.0, 604800.0],
+                "trained_at": "2026-03-02T09:00:00Z", "training": false, "trainings": 12,
+                "failed_trainings": 1, "last_error": "training failed: x"},
+            "last_decision": {"at": "2026-03-02T10:00:00Z", "role": "acting", "desired": 5,
+                "reason": "requests over the next 3m: ..."}
+        });
+        let text = forecast_text(&body);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "web (scale): forecasting; the forecast takes part in decisions",
+                "forecast made at 2026-03-02T10:00:00Z for the next 180 s: peak 412.35, 95% interval 380.00..444.50 -> 5 replicas",
+                "accuracy: 1440 forecasts scored, MASE 0.421 (stands aside above 1.00), coverage 96.2%",
+                "model: 20160 samples of history (20000 read back at start), 12 trainings, 1 failed, last trained on data up to 2026-03-02T09:00:00Z",
+                "last error: training failed: x",
+                "last decision at 2026-03-02T10:00:00Z: acting (requests over the next 3m: ...)",
+            ]
         );
     }
 }

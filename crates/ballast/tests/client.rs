@@ -313,3 +313,53 @@ fn a_request_without_a_token_shows_the_servers_message() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("needs a token"), "{stderr}");
 }
+
+#[test]
+fn forecast_shows_a_predictive_policys_forecaster_and_refuses_other_policies() {
+    let server = start();
+    server.ok(&["policy", "apply", "-f", "examples/policies"]);
+
+    let out = server.run(&["policy", "forecast", "web"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has no `predictive` block"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The forecaster starts at the policy's first evaluation (within the engine's 5-second
+    // wake-up); until then the server says so. This server has no Prometheus, so the
+    // history cannot be read back and there is nothing to train on yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = loop {
+        let out = server.run(&["policy", "forecast", "predictive"]);
+        if out.status.success() {
+            break text(&out.stdout);
+        }
+        assert!(
+            text(&out.stderr).contains("not been evaluated"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(Instant::now() < deadline, "never evaluated");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        shown.starts_with("predictive (scale): collecting history: 0 of the 60 samples"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("refill error: no Prometheus is configured"),
+        "{shown}"
+    );
+    assert!(shown.contains("last decision at "), "{shown}");
+    assert!(
+        shown.contains("standing aside (predictive stands aside: no forecast"),
+        "{shown}"
+    );
+
+    let json = server.ok(&["policy", "forecast", "predictive", "--json"]);
+    let body: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(body["status"], "collecting", "{body}");
+    assert!(body["forecast"].is_null(), "{body}");
+}
