@@ -24,6 +24,10 @@ use crate::pushed::PushedMetrics;
 use crate::targets::{ExecutorFactory, TargetBlock};
 use crate::telemetry::{ActionLabel, Telemetry};
 
+/// Above this many new or changed policies in a tick, every record is read in one query
+/// rather than each on its own.
+const REREAD_ONE_BY_ONE: usize = 32;
+
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -146,6 +150,7 @@ pub struct Engine {
     telemetry: Arc<Telemetry>,
     config: EngineConfig,
     policies: Mutex<HashMap<Uuid, Cached>>,
+    records: Mutex<HashMap<Uuid, Arc<PolicyRecord>>>,
     states: Mutex<HashMap<Uuid, PolicyState>>,
     executors: Mutex<HashMap<Uuid, BoundExecutor>>,
     failing: Arc<Mutex<HashMap<Uuid, Failing>>>,
@@ -183,6 +188,7 @@ impl Engine {
             telemetry,
             config,
             policies: Mutex::new(HashMap::new()),
+            records: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
             executors: Mutex::new(HashMap::new()),
             failing: Arc::new(Mutex::new(HashMap::new())),
@@ -402,7 +408,7 @@ impl Engine {
     pub async fn tick(&self, now: Timestamp) -> TickReport {
         let started = Instant::now();
         let mut report = TickReport::default();
-        let records = match self.store.list_policies().await {
+        let records = match self.current_records().await {
             Ok(r) => r,
             Err(e) => {
                 self.telemetry.error("store");
@@ -502,7 +508,50 @@ impl Engine {
         report
     }
 
-    fn forget_deleted(&self, records: &[PolicyRecord]) {
+    /// Every stored policy, by name. The records are kept between ticks and read again only
+    /// where the stored version moved on, so a tick over 10,000 unchanged policies reads
+    /// their ids and versions, not their specs. When many changed (the first tick), all are
+    /// read in one query.
+    async fn current_records(&self) -> Result<Vec<Arc<PolicyRecord>>, StoreError> {
+        let versions = self.store.policy_versions().await?;
+        let stale: Vec<Uuid> = {
+            let cache = self
+                .records
+                .lock()
+                .expect("no panic while holding the lock");
+            versions
+                .iter()
+                .filter(|(id, version)| cache.get(id).is_none_or(|r| r.version != *version))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let fresh: Vec<PolicyRecord> = if stale.len() > REREAD_ONE_BY_ONE {
+            self.store.list_policies().await?
+        } else {
+            let mut fresh = Vec::with_capacity(stale.len());
+            for id in stale {
+                // Gone between the two reads: it is dropped below, with the other deleted.
+                if let Some(record) = self.store.get_policy(id).await? {
+                    fresh.push(record);
+                }
+            }
+            fresh
+        };
+        let live: HashSet<Uuid> = versions.iter().map(|(id, _)| *id).collect();
+        let mut cache = self
+            .records
+            .lock()
+            .expect("no panic while holding the lock");
+        for record in fresh {
+            cache.insert(record.id, Arc::new(record));
+        }
+        cache.retain(|id, _| live.contains(id));
+        let mut records: Vec<Arc<PolicyRecord>> = cache.values().cloned().collect();
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(records)
+    }
+
+    fn forget_deleted(&self, records: &[Arc<PolicyRecord>]) {
         let live: HashSet<Uuid> = records.iter().map(|r| r.id).collect();
         self.forecasts.retain(&live);
         self.telemetry

@@ -138,6 +138,12 @@ impl Store {
         dispatch!(self, list_policies())
     }
 
+    /// Every policy's id and version, without the specs: enough to tell which policies a
+    /// cache of records must read again.
+    pub async fn policy_versions(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        dispatch!(self, policy_versions())
+    }
+
     /// Replaces a policy's spec if it is still at `expected_version`; the version goes up
     /// by one. A stale version gives [`StoreError::VersionConflict`] with the current one,
     /// a name that another policy has gives [`StoreError::NameTaken`]; either way nothing

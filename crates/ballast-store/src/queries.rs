@@ -134,6 +134,20 @@ pub(crate) async fn list_policies(pool: &Pool<Db>) -> Result<Vec<PolicyRecord>, 
     .collect()
 }
 
+pub(crate) async fn policy_versions(pool: &Pool<Db>) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    sqlx::query("SELECT id, version FROM policies")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                id_from_db(row.try_get::<DbId, _>("id")?, "policy id")?,
+                row.try_get("version")?,
+            ))
+        })
+        .collect()
+}
+
 pub(crate) async fn update_policy(
     pool: &Pool<Db>,
     id: Uuid,

@@ -388,6 +388,11 @@ async fn a_stale_update_or_delete_is_a_version_conflict_that_changes_nothing(sto
     );
 
     assert_eq!(store.get_policy(created.id).await.unwrap(), Some(updated));
+    assert_eq!(
+        store.policy_versions().await.unwrap(),
+        vec![(created.id, 2)],
+        "the version a cache compares with moved on; the stale writes did not"
+    );
     assert_eq!(rows_of(store, "policy_rules", created.id).await, 2);
     assert_eq!(
         rows_of(store, "history", created.id).await,
