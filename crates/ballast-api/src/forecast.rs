@@ -28,6 +28,11 @@ pub struct ForecastBody {
     pub detail: String,
     /// The newest forecast; absent until the first model is trained.
     pub forecast: Option<ForecastFigures>,
+    /// The path the model expects from the newest sample, one point per evaluation
+    /// interval for up to 60 intervals (as far as the trained model reaches), with the
+    /// interval the forecaster uses at each point's time of day. For dashboards: the
+    /// strategy acts on `forecast`.
+    pub outlook: Vec<OutlookPointBody>,
     /// How recent forecasts fared against what happened.
     pub accuracy: AccuracyBody,
     /// The model in use and its trainings.
@@ -57,6 +62,19 @@ pub struct ForecastFigures {
     pub confidence: f64,
     /// Replicas the upper bound needs at the policy's predictive target.
     pub replicas: u32,
+}
+
+/// One point of the outlook.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutlookPointBody {
+    /// The time.
+    pub at: DateTime<Utc>,
+    /// The value the model expects.
+    pub value: f64,
+    /// Lower bound of the interval.
+    pub lower: f64,
+    /// Upper bound of the interval.
+    pub upper: f64,
 }
 
 /// Forecast accuracy over the policy's accuracy window.
@@ -147,6 +165,16 @@ impl ForecastBody {
                 confidence: f.confidence,
                 replicas: replicas(f.upper, target),
             }),
+            outlook: status
+                .outlook
+                .iter()
+                .map(|p| OutlookPointBody {
+                    at: p.at,
+                    value: p.value,
+                    lower: p.lower,
+                    upper: p.upper,
+                })
+                .collect(),
             accuracy: AccuracyBody {
                 scored: status.accuracy.scored,
                 mase: status.accuracy.mase,

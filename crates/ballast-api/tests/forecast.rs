@@ -180,6 +180,7 @@ async fn a_predictive_policy_forecasts_is_scored_and_shows_its_forecast() {
     assert_eq!(body["status"], "collecting", "{body}");
     assert_eq!(body["model"]["history_samples"], 30, "{body}");
     assert!(body["forecast"].is_null(), "{body}");
+    assert_eq!(body["outlook"], json!([]), "{body}");
     assert_eq!(body["last_decision"]["role"], "standing_aside", "{body}");
     assert!(
         body["last_decision"]["reason"]
@@ -221,6 +222,17 @@ async fn a_predictive_policy_forecasts_is_scored_and_shows_its_forecast() {
     let truth = (170..=172).map(load).fold(f64::MIN, f64::max);
     assert!((peak - truth).abs() < 5.0, "peak {peak} vs {truth}");
     assert_eq!(f["replicas"], (upper / 10.0).ceil() as u64, "{f}");
+
+    // The outlook: the model's path from the newest sample, one point a minute.
+    let outlook = body["outlook"].as_array().unwrap();
+    assert!(outlook.len() >= 10, "{body}");
+    for (j, p) in outlook.iter().take(5).enumerate() {
+        let m = 170 + j as i64;
+        assert_eq!(p["at"], json!(at(m)), "{p}");
+        let value = p["value"].as_f64().unwrap();
+        assert!((value - load(m)).abs() < 5.0, "{m}: {value} vs {}", load(m));
+        assert!(p["lower"].as_f64().unwrap() <= value && value <= p["upper"].as_f64().unwrap());
+    }
 
     // Scored against what happened; accurate enough that the strategy acts.
     let a = &body["accuracy"];

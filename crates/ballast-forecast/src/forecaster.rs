@@ -226,6 +226,50 @@ impl Forecaster {
     }
 }
 
+/// One point of [`Forecaster::outlook`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutlookPoint {
+    /// The time of the sample.
+    pub at: Timestamp,
+    /// The value the model expects then.
+    pub value: f64,
+    /// The interval the forecaster would put around a forecast of that time.
+    pub lower: f64,
+    /// See [`OutlookPoint::lower`].
+    pub upper: f64,
+}
+
+impl Forecaster {
+    /// The path the model expects from the newest sample on, one point per step for up to
+    /// `steps` steps (fewer where the trained path ends), with the interval the forecaster
+    /// would use at each point's time of day. For dashboards and the API: not recorded, not
+    /// scored, and not what the strategy acts on (that is [`Forecaster::forecast`]'s peak
+    /// over the lead time). Empty without a model.
+    pub fn outlook(&self, steps: usize) -> Vec<OutlookPoint> {
+        let (Some(model), Some(origin), Some(y)) = (&self.model, self.origin, self.samples.back())
+        else {
+            return Vec::new();
+        };
+        let Some(base) = model.at(self.newest) else {
+            return Vec::new();
+        };
+        let y = f64::from(*y);
+        (1..=steps as u64)
+            .map_while(|j| {
+                let index = self.newest + j;
+                let value = y + model.at(index)? - base;
+                let half = self.ledger.half_width(index);
+                Some(OutlookPoint {
+                    at: origin + self.settings.step * index as i32,
+                    value,
+                    lower: value - half,
+                    upper: value + half,
+                })
+            })
+            .collect()
+    }
+}
+
 /// A forecaster started from a metric's past, as [`Forecaster::warm_up`] leaves it.
 #[derive(Debug, Clone)]
 pub struct WarmUp {
@@ -436,6 +480,41 @@ mod tests {
         let a = f.accuracy();
         assert!(a.mase.is_some_and(|m| m < 1.0), "{a:?}");
         assert!(a.coverage.is_some_and(|c| c > 0.8), "{a:?}");
+    }
+
+    #[test]
+    fn the_outlook_follows_the_cycle_as_far_as_the_model_reaches() {
+        let mut f = Forecaster::for_policy(&policy(SHORT), TimeDelta::minutes(1)).unwrap();
+        assert!(f.outlook(10).is_empty(), "no model yet");
+        let n = 340usize;
+        for i in 0..n {
+            f.observe(minute(i as i64), cycle(i), 1);
+            if let Some(job) = f.training_job() {
+                f.install(job.run().unwrap());
+            }
+            f.forecast();
+        }
+        let scored = f.ledger().scored_total();
+        let outlook = f.outlook(20);
+        assert_eq!(outlook.len(), 20);
+        assert_eq!(f.ledger().scored_total(), scored, "nothing recorded");
+        for (j, p) in outlook.iter().enumerate() {
+            let i = n + j;
+            assert_eq!(p.at, minute(i as i64));
+            // Within a cycle (its level is that of the newest value), the shape is learnt.
+            assert!(
+                (p.value - cycle(i)).abs() < 3.0,
+                "{j}: {} vs {}",
+                p.value,
+                cycle(i)
+            );
+            assert!(p.lower <= p.value && p.value <= p.upper);
+        }
+        // As far as the trained path reaches past the newest sample.
+        let m = f.model().unwrap();
+        let reach = m.last_trained as usize + m.path.len() - n;
+        assert!(reach > 20, "{reach}");
+        assert_eq!(f.outlook(1000).len(), reach);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod settings;
 pub mod trend;
 
 pub use accuracy::Ledger;
-pub use forecaster::{Forecaster, TrainingJob, WarmUp};
+pub use forecaster::{Forecaster, OutlookPoint, TrainingJob, WarmUp};
 pub use model::{MIN_TRAINING_SAMPLES, Model, naive_error, train};
 pub use settings::Settings;
 

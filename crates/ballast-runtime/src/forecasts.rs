@@ -33,7 +33,7 @@ use ballast_core::{
     Accuracy, Decision, Forecast, MetricObservation, Observations, Policy, PredictiveMode,
     Strategy, Timestamp,
 };
-use ballast_forecast::{Forecaster, MIN_TRAINING_SAMPLES, Settings, TrainingJob};
+use ballast_forecast::{Forecaster, MIN_TRAINING_SAMPLES, OutlookPoint, Settings, TrainingJob};
 use ballast_sources::prometheus::PrometheusSource;
 use ballast_store::{HistoryFilter, HistoryKind, Store};
 use chrono::TimeDelta;
@@ -52,6 +52,9 @@ use crate::pushed::PushedMetrics;
 
 /// The most points one range query asks Prometheus for (its limit is 11,000).
 pub const POINTS_PER_QUERY: usize = 10_000;
+
+/// Steps of the model's path shown by [`Forecasts::status`].
+pub const OUTLOOK_STEPS: usize = 60;
 
 /// Pages of decision history read to rebuild a per-replica metric's totals.
 const HISTORY_PAGES: usize = 50;
@@ -98,6 +101,8 @@ pub struct ForecastStatus {
     pub last_error: Option<String>,
     /// The newest forecast.
     pub forecast: Option<Forecast>,
+    /// The path the model expects from the newest sample, up to [`OUTLOOK_STEPS`] steps.
+    pub outlook: Vec<OutlookPoint>,
     /// How recent forecasts fared.
     pub accuracy: Accuracy,
     /// The limits under which the strategy stands aside.
@@ -388,6 +393,7 @@ impl Forecasts {
             failed_trainings: slot.failed_trainings,
             last_error: slot.last_error.clone(),
             forecast: slot.last,
+            outlook: f.outlook(OUTLOOK_STEPS),
             accuracy: f.accuracy(),
             max_mase: slot.max_mase,
             min_coverage: slot.min_coverage,

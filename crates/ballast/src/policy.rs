@@ -145,6 +145,26 @@ fn forecast_text(body: &Value) -> String {
             f["replicas"]
         ));
     }
+    let points: Vec<(&str, f64)> = body["outlook"]
+        .as_array()
+        .map(|o| {
+            o.iter()
+                .filter_map(|p| Some((p["at"].as_str()?, p["value"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let low = points.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+    let high = points.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+    if let (Some(low), Some(high)) = (low, high) {
+        out.push_str(&format!(
+            "outlook over the next {} intervals: lowest {:.2} at {}, highest {:.2} at {}\n",
+            points.len(),
+            low.1,
+            low.0,
+            high.1,
+            high.0
+        ));
+    }
     let a = &body["accuracy"];
     out.push_str(&format!(
         "accuracy: {} forecasts scored, MASE {} (stands aside above {}), coverage {}\n",
@@ -472,6 +492,11 @@ mod tests {
             "forecast": {"made_at": "2026-03-02T10:00:00Z", "lead_seconds": 180.0,
                 "until": "2026-03-02T10:03:00Z", "peak": 412.345, "lower": 380.0,
                 "upper": 444.5, "confidence": 0.95, "replicas": 5},
+            "outlook": [
+                {"at": "2026-03-02T10:01:00Z", "value": 400.0, "lower": 380.0, "upper": 420.0},
+                {"at": "2026-03-02T10:02:00Z", "value": 412.0, "lower": 392.0, "upper": 432.0},
+                {"at": "2026-03-02T10:03:00Z", "value": 398.5, "lower": 378.5, "upper": 418.5}
+            ],
             "accuracy": {"scored": 1440, "mase": 0.4213, "coverage": 0.962,
                 "max_mase": 1.0, "min_coverage": null},
             "model": {"history_samples": 20160, "samples_needed": 60, "refilled_samples": 20000,
@@ -488,6 +513,7 @@ mod tests {
             [
                 "web (scale): forecasting; the forecast takes part in decisions",
                 "forecast made at 2026-03-02T10:00:00Z for the next 180 s: peak 412.35, 95% interval 380.00..444.50 -> 5 replicas",
+                "outlook over the next 3 intervals: lowest 398.50 at 2026-03-02T10:03:00Z, highest 412.00 at 2026-03-02T10:02:00Z",
                 "accuracy: 1440 forecasts scored, MASE 0.421 (stands aside above 1.00), coverage 96.2%",
                 "model: 20160 samples of history (20000 read back at start), 12 trainings, 1 failed, last trained on data up to 2026-03-02T09:00:00Z",
                 "last error: training failed: x",
