@@ -284,6 +284,9 @@ async fn a_predictive_policy_forecasts_is_scored_and_shows_its_forecast() {
         "ballast_forecast_upper{policy=\"ahead-scale\"}",
         "ballast_forecast_standing_aside{policy=\"ahead-scale\"} 0",
         "ballast_forecast_trainings_total{policy=\"ahead-scale\",result=\"ok\"}",
+        // Each tick's phases are timed too (170 ticks so far).
+        "ballast_tick_phase_seconds_count{phase=\"fetch\"} 170",
+        "ballast_tick_phase_seconds_count{phase=\"decide\"} 170",
     ] {
         assert!(metrics.contains(line), "no `{line}` in:\n{metrics}");
     }

@@ -5,8 +5,8 @@
 //! on one of `BALLAST_BENCH_SERIES` series (default 1,000, so ten policies share a query)
 //! scraped by Prometheus from a loopback exporter, then runs a first tick (states loaded,
 //! rule windows filled with range queries) and `BALLAST_BENCH_TICKS` warm ticks (default
-//! 5, one a second). It prints each tick's duration and query count, and the process'
-//! resident memory.
+//! 5, one a second). It prints each tick's duration, query count and phases (policies,
+//! fetch, decide, save), and the process' resident memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,6 +121,16 @@ async fn main() {
             report.evaluated,
             report.queries,
             report.actions
+        );
+        println!(
+            "  {}",
+            report
+                .phases
+                .labelled()
+                .iter()
+                .map(|(name, d)| format!("{name} {:.1} ms", d.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         if k > 0 {
             warm.push(took);

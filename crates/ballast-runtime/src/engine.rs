@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::forecasts::{Forecasts, HistorySource};
 use crate::pushed::PushedMetrics;
 use crate::targets::{ExecutorFactory, TargetBlock};
-use crate::telemetry::{ActionLabel, Telemetry};
+use crate::telemetry::{ActionLabel, PhaseLabel, Telemetry};
 
 /// Above this many new or changed policies in a tick, every record is read in one query
 /// rather than each on its own.
@@ -90,6 +90,35 @@ pub struct TickReport {
     pub failures: usize,
     /// Policies skipped because an action on their target is still in flight.
     pub busy: usize,
+    /// Where the tick's time went.
+    pub phases: TickPhases,
+}
+
+/// The duration of each phase of a tick (also in `/metrics` as
+/// `ballast_tick_phase_seconds{phase}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickPhases {
+    /// Reading the policies (ids and versions, and the records that changed) and their
+    /// states, and choosing those due.
+    pub policies: Duration,
+    /// Fetching every distinct query.
+    pub fetch: Duration,
+    /// Reading targets' counts, deciding, forecasting, and recording actions.
+    pub decide: Duration,
+    /// Saving the holds' states in one transaction.
+    pub save: Duration,
+}
+
+impl TickPhases {
+    /// The phases with their `/metrics` label.
+    pub fn labelled(&self) -> [(&'static str, Duration); 4] {
+        [
+            ("policies", self.policies),
+            ("fetch", self.fetch),
+            ("decide", self.decide),
+            ("save", self.save),
+        ]
+    }
 }
 
 /// A metric query as sent: instant, or a range to fill rule windows.
@@ -456,6 +485,9 @@ impl Engine {
         }
         self.telemetry.policies_enabled.set(enabled);
 
+        report.phases.policies = started.elapsed();
+        let mark = Instant::now();
+
         // Every distinct query once.
         let plans: Vec<Vec<Query>> = due
             .iter()
@@ -466,6 +498,8 @@ impl Engine {
         let fetched = self
             .fetch(distinct.into_iter().cloned().collect(), now)
             .await;
+        report.phases.fetch = mark.elapsed();
+        let mark = Instant::now();
 
         let mut holds = Vec::new();
         for ((record, policy, mut state, _), plan) in due.into_iter().zip(plans) {
@@ -489,6 +523,8 @@ impl Engine {
                 }
             }
         }
+        report.phases.decide = mark.elapsed();
+        let mark = Instant::now();
         // Holds are not actions: only their state (rule windows, last evaluation) is kept,
         // for the whole tick in one transaction.
         match self.store.save_states(&holds).await {
@@ -502,9 +538,18 @@ impl Engine {
                 tracing::error!(error = %e, "cannot save the policies' states");
             }
         }
+        report.phases.save = mark.elapsed();
         self.telemetry
             .tick_duration
             .observe(started.elapsed().as_secs_f64());
+        for (phase, took) in report.phases.labelled() {
+            self.telemetry
+                .tick_phases
+                .get_or_create(&PhaseLabel {
+                    phase: phase.to_owned(),
+                })
+                .observe(took.as_secs_f64());
+        }
         report
     }
 

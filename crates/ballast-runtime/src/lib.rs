@@ -9,7 +9,7 @@ pub mod targets;
 pub mod telemetry;
 
 pub use ballast_executor::{Executor, ExecutorError};
-pub use engine::{Engine, EngineConfig, EngineError, TickReport};
+pub use engine::{Engine, EngineConfig, EngineError, TickPhases, TickReport};
 pub use forecasts::{ForecastStatus, Forecasts, Phase, Verdict};
 pub use pushed::{PushError, PushedMetrics, PushedSample, SeriesKey};
 pub use targets::{ExecutorFactory, TargetBlock, Targets};

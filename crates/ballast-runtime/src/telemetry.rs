@@ -27,6 +27,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label set with one `phase` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    /// `policies`, `fetch`, `decide` or `save` (see [`crate::engine::TickPhases`]).
+    pub phase: String,
+}
+
 /// The metrics, registered once.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -39,6 +46,8 @@ pub struct Telemetry {
     pub errors: Family<KindLabel, Counter>,
     /// Duration of engine ticks.
     pub tick_duration: Histogram,
+    /// Duration of each phase of engine ticks.
+    pub tick_phases: Family<PhaseLabel, Histogram>,
     /// Metric queries sent.
     pub queries: Counter,
     /// Policies stored.
@@ -65,6 +74,9 @@ impl Telemetry {
         let decisions = Family::<ActionLabel, Counter>::default();
         let errors = Family::<KindLabel, Counter>::default();
         let tick_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let tick_phases = Family::<PhaseLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.001, 2.0, 16))) as fn() -> Histogram,
+        );
         let queries = Counter::default();
         let policies = Gauge::default();
         let policies_enabled = Gauge::default();
@@ -75,6 +87,11 @@ impl Telemetry {
             "tick_duration_seconds",
             "Duration of engine ticks",
             tick_duration.clone(),
+        );
+        registry.register(
+            "tick_phase_seconds",
+            "Duration of each phase of engine ticks (policies, fetch, decide, save)",
+            tick_phases.clone(),
         );
         registry.register("queries", "Metric queries sent", queries.clone());
         registry.register("policies", "Policies stored", policies.clone());
@@ -91,6 +108,7 @@ impl Telemetry {
             decisions,
             errors,
             tick_duration,
+            tick_phases,
             queries,
             policies,
             policies_enabled,
