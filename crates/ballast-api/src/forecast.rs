@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use ballast_core::Predictive;
 use ballast_runtime::ForecastStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -134,7 +135,7 @@ pub struct VerdictBody {
 }
 
 impl ForecastBody {
-    fn of(status: ForecastStatus, target: f64) -> ForecastBody {
+    fn of(status: ForecastStatus, predictive: &Predictive) -> ForecastBody {
         let detail = match status.phase {
             ballast_runtime::Phase::Refilling => {
                 "reading the metric's history back to train on".to_owned()
@@ -163,7 +164,7 @@ impl ForecastBody {
                 lower: f.lower,
                 upper: f.upper,
                 confidence: f.confidence,
-                replicas: replicas(f.upper, target),
+                replicas: predictive.replicas_for(f.upper),
             }),
             outlook: status
                 .outlook
@@ -205,15 +206,6 @@ impl ForecastBody {
                 reason: v.reason,
             }),
         }
-    }
-}
-
-fn replicas(upper: f64, target: f64) -> u32 {
-    let n = (upper.max(0.0) / target).ceil();
-    if n.is_finite() {
-        n.min(f64::from(u32::MAX)) as u32
-    } else {
-        0
     }
 }
 
@@ -259,5 +251,5 @@ pub async fn forecast(
                 if policy.enabled { "" } else { " (it is disabled)" }
             ))
         })?;
-    Ok(Json(ForecastBody::of(status, predictive.target)))
+    Ok(Json(ForecastBody::of(status, predictive)))
 }

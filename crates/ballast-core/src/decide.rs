@@ -416,7 +416,7 @@ fn add(current: u32, step: i64) -> u32 {
 }
 
 /// `ceil` that forgives floating-point noise just above a whole number.
-fn ceil(x: f64) -> u32 {
+pub(crate) fn ceil(x: f64) -> u32 {
     let r = x.round();
     let c = if (x - r).abs() < 1e-9 { r } else { x.ceil() };
     c.clamp(0.0, f64::from(u32::MAX)) as u32
@@ -563,7 +563,7 @@ fn propose_predictive(
             ),
         );
     }
-    let count = ceil(f.upper.max(0.0) / p.target);
+    let count = p.replicas_for(f.upper);
     let plural = if count == 1 { "" } else { "s" };
     let what = format!(
         "{} over the next {}: peak {}, up to {} at {}% confidence",

@@ -267,6 +267,12 @@ pub struct Predictive {
 }
 
 impl Predictive {
+    /// The replicas a forecast upper bound of `upper` needs at the strategy's target:
+    /// `ceil(upper / target)`, 0 for a negative or non-finite bound.
+    pub fn replicas_for(&self, upper: f64) -> u32 {
+        crate::decide::ceil(upper.max(0.0) / self.target)
+    }
+
     /// The time the forecast must cover when the policy is evaluated every `interval`:
     /// the provisioning time plus one interval (a replica asked for now is ready after the
     /// provisioning time and must then carry the load until the next decision can act),
